@@ -1,0 +1,368 @@
+//! One typed configuration, from defaults, an optional TOML file (`--config`) and the environment
+//! (`FORFALL_*`, which wins), validated before anything starts. A bad value is an error naming the
+//! key, where it came from and the problem; `main` turns it into exit code 2.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::secrets::EncryptionKey;
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the embedded database and other local state live (created if missing).
+    pub data_dir: PathBuf,
+    /// `sqlite://…` (default: `forfall.db` in the data directory) or `postgres://…`.
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `forfall=debug,sqlx=warn`.
+    pub log: String,
+    /// How long a shutdown waits for requests in flight.
+    pub shutdown_grace_seconds: u64,
+    /// Seals connection credentials; only ever read from the environment.
+    pub encryption_key: Option<EncryptionKey>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("configuration: {key} (from {origin}): {problem}")]
+pub struct ConfigError {
+    pub key: String,
+    pub origin: String,
+    pub problem: String,
+}
+
+/// One configuration key: its name in the TOML file, its environment variable, and what it means.
+/// The README's configuration table lists the same keys.
+pub struct Key {
+    pub name: &'static str,
+    pub env: &'static str,
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "data_dir",
+        env: "FORFALL_DATA_DIR",
+        default: "data",
+        meaning: "directory for the embedded database and local state (created if missing)",
+    },
+    Key {
+        name: "database_url",
+        env: "FORFALL_DATABASE_URL",
+        default: "sqlite://<data_dir>/forfall.db",
+        meaning: "sqlite://PATH (embedded, one instance) or postgres://… (several instances)",
+    },
+    Key {
+        name: "database_max_connections",
+        env: "FORFALL_DATABASE_MAX_CONNECTIONS",
+        default: "10",
+        meaning: "connection pool size, 1 to 1000",
+    },
+    Key {
+        name: "listen",
+        env: "FORFALL_LISTEN",
+        default: "127.0.0.1:8080",
+        meaning: "address and port the server listens on",
+    },
+    Key {
+        name: "log_format",
+        env: "FORFALL_LOG_FORMAT",
+        default: "human",
+        meaning: "`human` or `json` (also `--log-json`)",
+    },
+    Key {
+        name: "log",
+        env: "FORFALL_LOG",
+        default: "info,sqlx=warn",
+        meaning: "log filter, e.g. `info` or `forfall=debug,sqlx=warn`",
+    },
+    Key {
+        name: "shutdown_grace_seconds",
+        env: "FORFALL_SHUTDOWN_GRACE_SECONDS",
+        default: "30",
+        meaning: "how long a shutdown waits for requests in flight, 0 to 3600",
+    },
+    Key {
+        name: "encryption_key",
+        env: "FORFALL_ENCRYPTION_KEY",
+        default: "(none: `serve` refuses to start)",
+        meaning: "32 random bytes as base64, sealing connection credentials; environment only",
+    },
+];
+
+/// Environment variables with this prefix belong to the test suite, not to the configuration.
+const TEST_ENV_PREFIX: &str = "FORFALL_TEST_";
+
+impl Config {
+    /// Reads the configuration from the optional TOML file and the given environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut values: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
+        if let Some(path) = file {
+            let origin = path.display().to_string();
+            for (name, value) in read_file(path)? {
+                let key = KEYS
+                    .iter()
+                    .find(|k| k.name == name)
+                    .ok_or_else(|| ConfigError {
+                        key: name.clone(),
+                        origin: origin.clone(),
+                        problem: "unknown key".into(),
+                    })?;
+                if key.name == "encryption_key" {
+                    return Err(ConfigError {
+                        key: name,
+                        origin,
+                        problem: "the encryption key must come from the environment \
+                                  (FORFALL_ENCRYPTION_KEY), never from a file"
+                            .into(),
+                    });
+                }
+                values.insert(key.name, (value, origin.clone()));
+            }
+        }
+        for (var, value) in env {
+            if !var.starts_with("FORFALL_") || var.starts_with(TEST_ENV_PREFIX) {
+                continue;
+            }
+            let key = KEYS
+                .iter()
+                .find(|k| k.env == var)
+                .ok_or_else(|| ConfigError {
+                    key: var.clone(),
+                    origin: "environment".into(),
+                    problem: format!(
+                        "unknown variable; known ones: {}",
+                        KEYS.iter().map(|k| k.env).collect::<Vec<_>>().join(", ")
+                    ),
+                })?;
+            values.insert(key.name, (value, "environment".into()));
+        }
+        Config::from_values(&values)
+    }
+
+    fn from_values(
+        values: &BTreeMap<&'static str, (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let get = |name: &'static str| values.get(name);
+        let fail = |name: &'static str, problem: String| {
+            let origin = get(name).map_or_else(|| "default".into(), |(_, o)| o.clone());
+            ConfigError {
+                key: name.into(),
+                origin,
+                problem,
+            }
+        };
+        let text = |name: &'static str, default: &str| {
+            get(name).map_or_else(|| default.to_owned(), |(v, _)| v.clone())
+        };
+
+        let data_dir = PathBuf::from(text("data_dir", "data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(fail("data_dir", "must not be empty".into()));
+        }
+        let database_url = match get("database_url") {
+            Some((url, _)) => url.clone(),
+            None => format!("sqlite://{}/forfall.db", data_dir.display()),
+        };
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(fail(
+                "database_url",
+                format!(
+                    "`{}` must start with sqlite:// or postgres://",
+                    crate::store::redact_url(&database_url)
+                ),
+            ));
+        }
+        let number = |name: &'static str, default: u64, max: u64, min: u64| {
+            let raw = text(name, &default.to_string());
+            match raw.trim().parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(fail(
+                    name,
+                    format!("`{raw}` is not a whole number from {min} to {max}"),
+                )),
+            }
+        };
+        let database_max_connections =
+            u32::try_from(number("database_max_connections", 10, 1000, 1)?).unwrap_or(10);
+        let shutdown_grace_seconds = number("shutdown_grace_seconds", 30, 3600, 0)?;
+        let listen_text = text("listen", "127.0.0.1:8080");
+        let listen = listen_text.parse().map_err(|_| {
+            fail(
+                "listen",
+                format!("`{listen_text}` is not an address and port such as 127.0.0.1:8080"),
+            )
+        })?;
+        let log_format = match text("log_format", "human").as_str() {
+            "human" => LogFormat::Human,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(fail(
+                    "log_format",
+                    format!("`{other}` is not `human` or `json`"),
+                ));
+            }
+        };
+        let log = text("log", "info,sqlx=warn");
+        if tracing_subscriber::EnvFilter::try_new(&log).is_err() {
+            return Err(fail("log", format!("`{log}` is not a valid log filter")));
+        }
+        let encryption_key = get("encryption_key")
+            .map(|(v, _)| EncryptionKey::from_base64(v))
+            .transpose()
+            .map_err(|e| fail("encryption_key", e.to_string()))?;
+        Ok(Config {
+            data_dir,
+            database_url,
+            database_max_connections,
+            listen,
+            log_format,
+            log,
+            shutdown_grace_seconds,
+            encryption_key,
+        })
+    }
+
+    pub fn store_options(&self) -> crate::store::StoreOptions {
+        crate::store::StoreOptions {
+            url: self.database_url.clone(),
+            max_connections: self.database_max_connections,
+        }
+    }
+}
+
+/// The file's keys as text. Numbers are accepted as TOML numbers or strings.
+fn read_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+    let origin = path.display().to_string();
+    let fail = |key: &str, problem: String| ConfigError {
+        key: key.into(),
+        origin: origin.clone(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail("--config", e.to_string()))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        fail("--config", format!("not valid TOML: {}", e.message()))
+    })?;
+    table
+        .into_iter()
+        .map(|(key, value)| match value {
+            toml::Value::String(s) => Ok((key, s)),
+            toml::Value::Integer(n) => Ok((key, n.to_string())),
+            other => Err(fail(
+                &key,
+                format!(
+                    "expected a string or a number, found a {}",
+                    other.type_str()
+                ),
+            )),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_give_an_embedded_database_in_the_data_directory_on_localhost_8080() {
+        let config = Config::load(None, env(&[("PATH", "/bin")])).unwrap();
+        assert_eq!(config.database_url, "sqlite://data/forfall.db");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.log_format, LogFormat::Human);
+        assert!(config.encryption_key.is_none());
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("forfall.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\ndatabase_max_connections = 4\n",
+        )
+        .unwrap();
+        let config =
+            Config::load(Some(&file), env(&[("FORFALL_LISTEN", "127.0.0.1:9999")])).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(config.database_max_connections, 4);
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_its_origin_and_the_problem() {
+        let err = Config::load(None, env(&[("FORFALL_LISTEN", "localhost")])).unwrap_err();
+        assert_eq!(err.key, "listen");
+        assert_eq!(err.origin, "environment");
+        assert!(err.problem.contains("localhost"));
+
+        let err = Config::load(None, env(&[("FORFALL_DATABASE_URL", "mysql://x")])).unwrap_err();
+        assert_eq!(err.key, "database_url");
+
+        let err =
+            Config::load(None, env(&[("FORFALL_DATABASE_MAX_CONNECTIONS", "0")])).unwrap_err();
+        assert_eq!(err.key, "database_max_connections");
+    }
+
+    #[test]
+    fn an_unknown_variable_or_file_key_is_an_error_but_test_variables_are_not() {
+        let err = Config::load(None, env(&[("FORFALL_LISTN", "x")])).unwrap_err();
+        assert_eq!(err.key, "FORFALL_LISTN");
+        assert!(Config::load(None, env(&[("FORFALL_TEST_POSTGRES_URL", "x")])).is_ok());
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("forfall.toml");
+        std::fs::write(&file, "listn = \"x\"\n").unwrap();
+        assert_eq!(
+            Config::load(Some(&file), env(&[])).unwrap_err().key,
+            "listn"
+        );
+    }
+
+    #[test]
+    fn the_encryption_key_is_refused_in_a_file_and_validated_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("forfall.toml");
+        std::fs::write(&file, "encryption_key = \"abc\"\n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err();
+        assert!(err.problem.contains("environment"), "{err}");
+
+        let err = Config::load(None, env(&[("FORFALL_ENCRYPTION_KEY", "abc")])).unwrap_err();
+        assert_eq!(err.key, "encryption_key");
+        assert!(!err.to_string().contains("abc"), "{err}");
+        let key = EncryptionKey::generate_base64();
+        let config = Config::load(None, env(&[("FORFALL_ENCRYPTION_KEY", &key)])).unwrap();
+        assert!(config.encryption_key.is_some());
+    }
+
+    #[test]
+    fn a_file_that_is_not_toml_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("forfall.toml");
+        std::fs::write(&file, "listen = \n").unwrap();
+        let err = Config::load(Some(&file), env(&[])).unwrap_err();
+        assert_eq!(err.key, "--config");
+        assert!(err.origin.ends_with("forfall.toml"));
+    }
+}

@@ -1,0 +1,22 @@
+//! The canonical model: what Forfall knows about creditors, their customers and invoices, whatever
+//! platform they came from.
+
+mod case;
+mod connection;
+mod creditor;
+mod customer;
+mod ids;
+mod invoice;
+mod job;
+mod log;
+mod money;
+
+pub use case::{Case, CaseState};
+pub use connection::{Connection, ConnectionStatus, SealedCredentials};
+pub use creditor::{Country, Creditor, Language, NewCreditor, UnknownCountry};
+pub use customer::{Customer, CustomerFacts, CustomerKind, NationalId, PostalAddress};
+pub use ids::{CaseId, ConnectionId, CreditorId, CustomerId, InvoiceId, JobId};
+pub use invoice::{Dispute, Invoice, InvoiceFacts, Stage};
+pub use job::{Job, JobState, NewJob};
+pub use log::{Decision, EventSource, InvoiceEvent, NewDecision};
+pub use money::{Currency, Money, MoneyError};

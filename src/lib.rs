@@ -1,0 +1,12 @@
+//! Forfall: a gateway between accounting platforms and debt collection.
+//!
+//! `domain` is the canonical model; `store` keeps it (SQLite or PostgreSQL); `api` serves HTTP;
+//! `server` runs it; `config`, `clock` and `secrets` are the plumbing every part shares.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod secrets;
+pub mod server;
+pub mod store;

@@ -1,0 +1,102 @@
+//! `forfall serve`: the HTTP server with its background work, and a graceful shutdown on SIGTERM or
+//! Ctrl-C: readiness turns false, no new connections are taken, requests in flight finish (up to the
+//! configured grace), and every lease this instance holds is released so another instance can take
+//! the work at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::api::{self, AppState};
+use crate::clock::Clock;
+use crate::store::Store;
+
+/// Identifies this instance as the holder of leases.
+pub fn instance_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "forfall".into());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server stopped: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs until `shutdown` resolves, then drains and releases this instance's leases.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    owner: String,
+    grace: Duration,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let state = AppState::new(store.clone(), clock);
+    let app = api::router(state.clone());
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let stopping = {
+        let state = state.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing requests in flight");
+            state.begin_shutdown();
+            let _ = drained_tx.send(());
+        }
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopping);
+    let result = tokio::select! {
+        result = server => result.map_err(ServeError::from),
+        () = async {
+            let _ = drained_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period; stopping anyway");
+            Ok(())
+        }
+    };
+    if let Err(e) = store.release_everything_of(&owner).await {
+        tracing::error!(error = %e, "could not release this instance's leases; they expire on their own");
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

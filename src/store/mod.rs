@@ -1,0 +1,363 @@
+//! The durable store: one API ([`Store`]), two implementations (SQLite in WAL mode, the embedded
+//! default; PostgreSQL, for several gateway instances). Both pass the same conformance suite
+//! (`tests/store.rs`).
+//!
+//! Tenant scoping: every read and write of creditor data takes the creditor's id and filters on it;
+//! there is no unscoped query for it. The few cross-tenant operations (claiming jobs, leases, the
+//! list of creditor ids for the day tick) read no creditor data beyond ids.
+
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::domain::{
+    Connection, ConnectionId, ConnectionStatus, Creditor, CreditorId, Customer, CustomerFacts,
+    CustomerId, Decision, EventSource, Invoice, InvoiceEvent, InvoiceFacts, InvoiceId, Job, JobId,
+    MoneyError, NewCreditor, NewDecision, NewJob, SealedCredentials, Stage,
+};
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database URL `{url}` is not valid: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("cannot reach the database: {0}")]
+    Unreachable(String),
+    #[error(
+        "the database has schema version {database} but this binary knows only up to {binary}: \
+         it was migrated by a newer Forfall; run that version or restore a backup"
+    )]
+    SchemaNewer { database: i64, binary: i64 },
+    #[error("migration {version} in the database differs from the one in this binary: {detail}")]
+    SchemaMismatch { version: i64, detail: String },
+    #[error("the database schema is not current: run `forfall migrate`")]
+    NotMigrated,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what} `{id}` was changed by someone else; read it again and retry")]
+    Conflict { what: &'static str, id: String },
+    #[error("{what} `{id}` does not exist for this creditor")]
+    NotFound { what: &'static str, id: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(String),
+}
+
+impl From<MoneyError> for StoreError {
+    fn from(e: MoneyError) -> Self {
+        StoreError::Invalid(e.to_string())
+    }
+}
+
+impl StoreError {
+    /// Whether the caller gave something wrong (configuration, input), as opposed to a failure.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            StoreError::BadUrl { .. }
+                | StoreError::SchemaNewer { .. }
+                | StoreError::SchemaMismatch { .. }
+                | StoreError::Invalid(_)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// What an idempotent upsert did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    Created,
+    Changed,
+    /// The facts were already known: nothing was written.
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upserted<Id> {
+    pub id: Id,
+    pub written: Written,
+}
+
+/// Where the schema stands against this binary's migrations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchemaStatus {
+    pub applied: Vec<i64>,
+    pub known: Vec<i64>,
+}
+
+impl SchemaStatus {
+    pub fn is_current(&self) -> bool {
+        self.applied == self.known
+    }
+}
+
+/// The lifecycle engine's verdict on one invoice, written in one transaction with the decisions
+/// behind it and the jobs it causes (the transactional outbox).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LifecycleUpdate {
+    pub stage: Stage,
+    pub next_action_on: Option<NaiveDate>,
+    pub lifecycle: serde_json::Value,
+    pub decisions: Vec<NewDecision>,
+    pub jobs: Vec<NewJob>,
+}
+
+/// Why a claimed job goes back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Succeeded,
+    /// Try again at `run_after`.
+    Retry {
+        run_after: DateTime<Utc>,
+        error: String,
+    },
+    /// Give up: a dead letter, visible until retried by hand.
+    Dead {
+        error: String,
+    },
+}
+
+/// The one store API. Times are passed in (from the injected clock), never read from the database's
+/// own clock, so that tests and simulations can move through days.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    fn backend(&self) -> Backend;
+
+    /// Applies the migrations this binary knows; harmless when the schema is current.
+    async fn migrate(&self) -> Result<(), StoreError>;
+    async fn schema_status(&self) -> Result<SchemaStatus, StoreError>;
+    /// Fails unless the database answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn close(&self);
+
+    // Creditors.
+    async fn create_creditor(
+        &self,
+        new: &NewCreditor,
+        now: DateTime<Utc>,
+    ) -> Result<Creditor, StoreError>;
+    async fn creditor(&self, id: &CreditorId) -> Result<Option<Creditor>, StoreError>;
+    /// Every creditor's id, for the scheduler's day tick.
+    async fn creditor_ids(&self) -> Result<Vec<CreditorId>, StoreError>;
+
+    // Connections.
+    async fn create_connection(
+        &self,
+        creditor: &CreditorId,
+        platform: &str,
+        credentials: &SealedCredentials,
+        now: DateTime<Utc>,
+    ) -> Result<Connection, StoreError>;
+    async fn connection(
+        &self,
+        creditor: &CreditorId,
+        id: &ConnectionId,
+    ) -> Result<Option<Connection>, StoreError>;
+    async fn set_connection_status(
+        &self,
+        creditor: &CreditorId,
+        id: &ConnectionId,
+        status: ConnectionStatus,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    // Customers and invoices: idempotent ingest.
+    async fn upsert_customer(
+        &self,
+        creditor: &CreditorId,
+        connection: &ConnectionId,
+        facts: &CustomerFacts,
+    ) -> Result<Upserted<CustomerId>, StoreError>;
+    async fn customer(
+        &self,
+        creditor: &CreditorId,
+        id: &CustomerId,
+    ) -> Result<Option<Customer>, StoreError>;
+    async fn set_customer_opt_out(
+        &self,
+        creditor: &CreditorId,
+        customer: &CustomerId,
+        opt_out: bool,
+    ) -> Result<(), StoreError>;
+    /// Writes the facts when they are new or changed, with one InvoiceEvent describing the change,
+    /// in one transaction; the same facts again write nothing.
+    async fn upsert_invoice(
+        &self,
+        creditor: &CreditorId,
+        connection: &ConnectionId,
+        facts: &InvoiceFacts,
+        source: EventSource,
+        now: DateTime<Utc>,
+    ) -> Result<Upserted<InvoiceId>, StoreError>;
+    async fn set_invoice_opt_out(
+        &self,
+        creditor: &CreditorId,
+        invoice: &InvoiceId,
+        opt_out: bool,
+        source: EventSource,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn invoice(
+        &self,
+        creditor: &CreditorId,
+        id: &InvoiceId,
+    ) -> Result<Option<Invoice>, StoreError>;
+    async fn invoice_events(
+        &self,
+        creditor: &CreditorId,
+        invoice: &InvoiceId,
+    ) -> Result<Vec<InvoiceEvent>, StoreError>;
+    /// The invoices whose `next_action_on` is on or before `day`, oldest first, through the
+    /// `invoices_next_action` index: a day's work reads only what needs action.
+    async fn invoices_due(
+        &self,
+        creditor: &CreditorId,
+        day: NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<Invoice>, StoreError>;
+    /// Saves the engine's verdict if the invoice is still at `expected_version`
+    /// (else [`StoreError::Conflict`]), with its decisions and jobs, in one transaction.
+    async fn save_lifecycle(
+        &self,
+        creditor: &CreditorId,
+        invoice: &InvoiceId,
+        expected_version: i64,
+        update: &LifecycleUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    async fn decisions(
+        &self,
+        creditor: &CreditorId,
+        invoice: &InvoiceId,
+    ) -> Result<Vec<Decision>, StoreError>;
+
+    // Work claiming.
+    /// Claims up to `limit` runnable jobs (pending and due, or running with an expired lease) for
+    /// `owner` until `now + lease`. Two concurrent claimers never get the same job.
+    async fn claim_jobs(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError>;
+    /// Records a claimed job's outcome; `false` when `owner` no longer holds its lease.
+    async fn finish_job(
+        &self,
+        job: &JobId,
+        owner: &str,
+        outcome: &JobOutcome,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    async fn jobs(&self, creditor: &CreditorId) -> Result<Vec<Job>, StoreError>;
+    /// Takes (or renews) the named lease for `owner` until `now + ttl`, if it is free, expired or
+    /// already `owner`'s. Returns whether `owner` holds it.
+    async fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError>;
+    async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError>;
+    /// Frees every lease and job claim `owner` holds (graceful shutdown).
+    async fn release_everything_of(&self, owner: &str) -> Result<(), StoreError>;
+}
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: String,
+    pub max_connections: u32,
+}
+
+/// Opens the store named by the URL: `sqlite://path` (created if missing) or `postgres://…`.
+pub async fn open(options: &StoreOptions) -> Result<Arc<dyn Store>, StoreError> {
+    let url = options.url.as_str();
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(options).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(options).await?))
+    } else {
+        Err(StoreError::BadUrl {
+            url: redact_url(url),
+            reason: "it must start with sqlite:// or postgres://".into(),
+        })
+    }
+}
+
+/// The URL with any password replaced, fit for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn lease_end(now: DateTime<Utc>, ttl: Duration) -> Result<DateTime<Utc>, StoreError> {
+    chrono::Duration::from_std(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add_signed(ttl))
+        .ok_or_else(|| StoreError::Invalid(format!("lease of {ttl:?} is too long")))
+}
+
+fn migration_error(e: sqlx::migrate::MigrateError, known: &[i64]) -> StoreError {
+    use sqlx::migrate::MigrateError;
+    match e {
+        MigrateError::VersionMissing(version) => StoreError::SchemaNewer {
+            database: version,
+            binary: known.iter().copied().max().unwrap_or(0),
+        },
+        MigrateError::VersionMismatch(version) => StoreError::SchemaMismatch {
+            version,
+            detail: "its checksum changed".into(),
+        },
+        MigrateError::Dirty(version) => StoreError::SchemaMismatch {
+            version,
+            detail: "it was left half-applied; restore a backup".into(),
+        },
+        MigrateError::Execute(e) => StoreError::Database(e),
+        other => StoreError::Migrate(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_a_database_url_never_reaches_a_message() {
+        assert_eq!(
+            redact_url("postgres://forfall:s3cret@db:5432/forfall"),
+            "postgres://forfall:***@db:5432/forfall"
+        );
+        assert_eq!(
+            redact_url("sqlite://data/forfall.db"),
+            "sqlite://data/forfall.db"
+        );
+    }
+}

@@ -1,0 +1,68 @@
+//! PostgreSQL, the store for several gateway instances sharing one database. A read that precedes a
+//! write locks its row (`FOR UPDATE`); claimers skip rows another instance holds
+//! (`FOR UPDATE SKIP LOCKED`).
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use super::sql::{Dialect, impl_store};
+use super::{Backend, StoreError, StoreOptions, migration_error, redact_url};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl Dialect for PostgresStore {
+    const BACKEND: Backend = Backend::Postgres;
+    const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+}
+
+impl PostgresStore {
+    pub async fn open(options: &StoreOptions) -> Result<PostgresStore, StoreError> {
+        let connect: PgConnectOptions =
+            options
+                .url
+                .parse()
+                .map_err(|e: sqlx::Error| StoreError::BadUrl {
+                    url: redact_url(&options.url),
+                    reason: e.to_string(),
+                })?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(connect)
+            .await
+            .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        Ok(PostgresStore { pool })
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
+
+    fn known_migrations() -> Vec<i64> {
+        MIGRATOR.iter().map(|m| m.version).collect()
+    }
+
+    async fn has_migrations_table(&self) -> Result<bool, StoreError> {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(found.is_some())
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| migration_error(e, &Self::known_migrations()))
+    }
+}
+
+impl_store!(PostgresStore, Postgres);

@@ -1,0 +1,847 @@
+//! The SQL both backends run. SQLite and PostgreSQL store the same types (see the migrations) and
+//! both accept `$N` placeholders, so one text serves both; what differs is a backend's own business:
+//! how a write transaction begins (`BEGIN IMMEDIATE` on SQLite), how a read locks what it is about
+//! to change (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED` on PostgreSQL), and its migrations. Each
+//! backend module supplies those through [`Dialect`] and instantiates [`impl_store!`] for its type.
+
+/// A backend's own SQL fragments.
+pub(super) trait Dialect {
+    const BACKEND: super::Backend;
+    /// Appended to a `SELECT` that reads a row in order to change it.
+    const LOCK_FOR_UPDATE: &'static str;
+    /// Appended to a `SELECT` of rows to claim: claimers skip each other's rows.
+    const SKIP_LOCKED: &'static str;
+}
+
+macro_rules! impl_store {
+    ($store:ty, $db:ty) => {
+        const _: () = {
+            use std::time::Duration;
+
+            use chrono::{DateTime, NaiveDate, Utc};
+            use sqlx::types::Json;
+
+            use $crate::domain::{
+                Connection, ConnectionId, ConnectionStatus, Creditor, CreditorId, Customer,
+                CustomerFacts, CustomerId, Decision, EventSource, Invoice, InvoiceEvent,
+                InvoiceFacts, InvoiceId, Job, JobId, NewCreditor, SealedCredentials, Stage,
+            };
+            use $crate::store::rows::{
+                self, CREDITOR_COLUMNS, CUSTOMER_COLUMNS, ConnectionRow, CreditorRow, CustomerRow,
+                DecisionRow, EventRow, INVOICE_COLUMNS, InvoiceRow, JobRow, StoredFacts,
+            };
+            use $crate::store::sql::Dialect;
+            use $crate::store::{
+                Backend, JobOutcome, LifecycleUpdate, SchemaStatus, Store, StoreError, Upserted,
+                Written, lease_end, millis,
+            };
+
+            const JOB_COLUMNS: &str = "id, creditor_id, kind, idempotency_key, payload, state, \
+                 attempts, run_after, lease_owner, lease_until, last_error";
+            const CONNECTION_COLUMNS: &str = "id, creditor_id, platform, credentials, \
+                 sync_cursor, status, last_error, last_synced_at";
+
+            #[async_trait::async_trait]
+            impl Store for $store {
+                fn backend(&self) -> Backend {
+                    <$store as Dialect>::BACKEND
+                }
+
+                async fn migrate(&self) -> Result<(), StoreError> {
+                    self.run_migrations().await
+                }
+
+                async fn schema_status(&self) -> Result<SchemaStatus, StoreError> {
+                    let known = Self::known_migrations();
+                    let applied = if self.has_migrations_table().await? {
+                        sqlx::query_scalar(
+                            "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+                        )
+                        .fetch_all(&self.pool)
+                        .await?
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(SchemaStatus { applied, known })
+                }
+
+                async fn ping(&self) -> Result<(), StoreError> {
+                    sqlx::query("SELECT 1")
+                        .execute(&self.pool)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| StoreError::Unreachable(e.to_string()))
+                }
+
+                async fn close(&self) {
+                    self.pool.close().await;
+                }
+
+                async fn create_creditor(
+                    &self,
+                    new: &NewCreditor,
+                    now: DateTime<Utc>,
+                ) -> Result<Creditor, StoreError> {
+                    let creditor = Creditor {
+                        id: CreditorId::generate(),
+                        name: new.name.clone(),
+                        organisation_number: new.organisation_number.clone(),
+                        country: new.country,
+                        time_zone: new
+                            .time_zone
+                            .unwrap_or_else(|| new.country.default_time_zone()),
+                        language: new.language,
+                        policy: new.policy.clone(),
+                    };
+                    let language = match creditor.language {
+                        $crate::domain::Language::Nb => "nb",
+                        $crate::domain::Language::En => "en",
+                    };
+                    sqlx::query(
+                        "INSERT INTO creditors (id, name, organisation_number, country, \
+                         time_zone, language, policy, created_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                    )
+                    .bind(creditor.id.as_str())
+                    .bind(&creditor.name)
+                    .bind(&creditor.organisation_number)
+                    .bind(creditor.country.code())
+                    .bind(creditor.time_zone.name())
+                    .bind(language)
+                    .bind(Json(&creditor.policy))
+                    .bind(millis(now))
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(creditor)
+                }
+
+                async fn creditor(&self, id: &CreditorId) -> Result<Option<Creditor>, StoreError> {
+                    let row: Option<CreditorRow> = sqlx::query_as(&format!(
+                        "SELECT {CREDITOR_COLUMNS} FROM creditors WHERE id = $1"
+                    ))
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Creditor::try_from).transpose()
+                }
+
+                async fn creditor_ids(&self) -> Result<Vec<CreditorId>, StoreError> {
+                    let ids: Vec<String> =
+                        sqlx::query_scalar("SELECT id FROM creditors ORDER BY id")
+                            .fetch_all(&self.pool)
+                            .await?;
+                    Ok(ids.into_iter().map(CreditorId).collect())
+                }
+
+                async fn create_connection(
+                    &self,
+                    creditor: &CreditorId,
+                    platform: &str,
+                    credentials: &SealedCredentials,
+                    now: DateTime<Utc>,
+                ) -> Result<Connection, StoreError> {
+                    let id = ConnectionId::generate();
+                    let inserted = sqlx::query(
+                        "INSERT INTO connections (id, creditor_id, platform, credentials, status, \
+                         created_at) SELECT $1, id, $3, $4, $5, $6 FROM creditors WHERE id = $2",
+                    )
+                    .bind(id.as_str())
+                    .bind(creditor.as_str())
+                    .bind(platform)
+                    .bind(&credentials.0)
+                    .bind(ConnectionStatus::Active.as_str())
+                    .bind(millis(now))
+                    .execute(&self.pool)
+                    .await?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(StoreError::NotFound {
+                            what: "creditor",
+                            id: creditor.to_string(),
+                        });
+                    }
+                    self.connection(creditor, &id).await?.ok_or(StoreError::NotFound {
+                        what: "connection",
+                        id: id.to_string(),
+                    })
+                }
+
+                async fn connection(
+                    &self,
+                    creditor: &CreditorId,
+                    id: &ConnectionId,
+                ) -> Result<Option<Connection>, StoreError> {
+                    let row: Option<ConnectionRow> = sqlx::query_as(&format!(
+                        "SELECT {CONNECTION_COLUMNS} FROM connections \
+                         WHERE creditor_id = $1 AND id = $2"
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Connection::try_from).transpose()
+                }
+
+                async fn set_connection_status(
+                    &self,
+                    creditor: &CreditorId,
+                    id: &ConnectionId,
+                    status: ConnectionStatus,
+                    last_error: Option<&str>,
+                ) -> Result<(), StoreError> {
+                    let updated = sqlx::query(
+                        "UPDATE connections SET status = $3, last_error = $4 \
+                         WHERE creditor_id = $1 AND id = $2",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(id.as_str())
+                    .bind(status.as_str())
+                    .bind(last_error)
+                    .execute(&self.pool)
+                    .await?;
+                    found(updated.rows_affected(), "connection", id.as_str())
+                }
+
+                async fn upsert_customer(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    facts: &CustomerFacts,
+                ) -> Result<Upserted<CustomerId>, StoreError> {
+                    loop {
+                        if let Some(done) = self.upsert_customer_once(creditor, connection, facts).await? {
+                            return Ok(done);
+                        }
+                    }
+                }
+
+                                async fn customer(
+                    &self,
+                    creditor: &CreditorId,
+                    id: &CustomerId,
+                ) -> Result<Option<Customer>, StoreError> {
+                    let row: Option<CustomerRow> = sqlx::query_as(&format!(
+                        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creditor_id = $1 AND id = $2"
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Customer::try_from).transpose()
+                }
+
+                async fn set_customer_opt_out(
+                    &self,
+                    creditor: &CreditorId,
+                    customer: &CustomerId,
+                    opt_out: bool,
+                ) -> Result<(), StoreError> {
+                    let updated = sqlx::query(
+                        "UPDATE customers SET opt_out = $3, version = version + 1 \
+                         WHERE creditor_id = $1 AND id = $2",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(customer.as_str())
+                    .bind(opt_out)
+                    .execute(&self.pool)
+                    .await?;
+                    found(updated.rows_affected(), "customer", customer.as_str())
+                }
+
+                async fn upsert_invoice(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    facts: &InvoiceFacts,
+                    source: EventSource,
+                    now: DateTime<Utc>,
+                ) -> Result<Upserted<InvoiceId>, StoreError> {
+                    let stored = StoredFacts::of(facts)?;
+                    loop {
+                        if let Some(done) =
+                            self.upsert_invoice_once(creditor, connection, &stored, source, now).await?
+                        {
+                            return Ok(done);
+                        }
+                    }
+                }
+
+                                async fn set_invoice_opt_out(
+                    &self,
+                    creditor: &CreditorId,
+                    invoice: &InvoiceId,
+                    opt_out: bool,
+                    source: EventSource,
+                    now: DateTime<Utc>,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let updated = sqlx::query(
+                        "UPDATE invoices SET opt_out = $3, version = version + 1, updated_at = $4 \
+                         WHERE creditor_id = $1 AND id = $2 AND opt_out <> $3",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(invoice.as_str())
+                    .bind(opt_out)
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    if updated.rows_affected() == 0 {
+                        // Either already so (nothing to write) or not this creditor's invoice.
+                        let exists: Option<i64> = sqlx::query_scalar(
+                            "SELECT version FROM invoices WHERE creditor_id = $1 AND id = $2",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(invoice.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        tx.rollback().await?;
+                        return found(u64::from(exists.is_some()), "invoice", invoice.as_str());
+                    }
+                    let kind = if opt_out { "opted_out" } else { "opted_in" };
+                    let change = serde_json::json!({ "opt_out": opt_out });
+                    append_event(&mut tx, creditor, invoice, now, source, kind, &change).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn invoice(
+                    &self,
+                    creditor: &CreditorId,
+                    id: &InvoiceId,
+                ) -> Result<Option<Invoice>, StoreError> {
+                    let row: Option<InvoiceRow> = sqlx::query_as(&format!(
+                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 AND id = $2"
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Invoice::try_from).transpose()
+                }
+
+                async fn invoice_events(
+                    &self,
+                    creditor: &CreditorId,
+                    invoice: &InvoiceId,
+                ) -> Result<Vec<InvoiceEvent>, StoreError> {
+                    let rows: Vec<EventRow> = sqlx::query_as(
+                        "SELECT seq, invoice_id, at, source, kind, change FROM invoice_events \
+                         WHERE creditor_id = $1 AND invoice_id = $2 ORDER BY seq",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(invoice.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn invoices_due(
+                    &self,
+                    creditor: &CreditorId,
+                    day: NaiveDate,
+                    limit: u32,
+                ) -> Result<Vec<Invoice>, StoreError> {
+                    let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
+                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
+                         AND next_action_on IS NOT NULL AND next_action_on <= $2 \
+                         ORDER BY next_action_on, id LIMIT $3"
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(day)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn save_lifecycle(
+                    &self,
+                    creditor: &CreditorId,
+                    invoice: &InvoiceId,
+                    expected_version: i64,
+                    update: &LifecycleUpdate,
+                    now: DateTime<Utc>,
+                ) -> Result<(), StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let updated = sqlx::query(
+                        "UPDATE invoices SET stage = $4, next_action_on = $5, lifecycle = $6, \
+                         version = version + 1, updated_at = $7 \
+                         WHERE creditor_id = $1 AND id = $2 AND version = $3",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(invoice.as_str())
+                    .bind(expected_version)
+                    .bind(update.stage.as_str())
+                    .bind(update.next_action_on)
+                    .bind(Json(&update.lifecycle))
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    if updated.rows_affected() == 0 {
+                        let exists: Option<i64> = sqlx::query_scalar(
+                            "SELECT version FROM invoices WHERE creditor_id = $1 AND id = $2",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(invoice.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        tx.rollback().await?;
+                        return Err(match exists {
+                            Some(_) => StoreError::Conflict {
+                                what: "invoice",
+                                id: invoice.to_string(),
+                            },
+                            None => StoreError::NotFound {
+                                what: "invoice",
+                                id: invoice.to_string(),
+                            },
+                        });
+                    }
+                    for decision in &update.decisions {
+                        sqlx::query(
+                            "INSERT INTO decisions (creditor_id, invoice_id, on_day, at, rule, \
+                             inputs, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(invoice.as_str())
+                        .bind(decision.on)
+                        .bind(millis(now))
+                        .bind(&decision.rule)
+                        .bind(Json(&decision.inputs))
+                        .bind(Json(&decision.outcome))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    for job in &update.jobs {
+                        // The same work enqueued twice stays one job.
+                        sqlx::query(
+                            "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, \
+                             state, attempts, run_after, created_at, updated_at) \
+                             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $7) \
+                             ON CONFLICT (idempotency_key) DO NOTHING",
+                        )
+                        .bind(JobId::generate().as_str())
+                        .bind(creditor.as_str())
+                        .bind(&job.kind)
+                        .bind(&job.idempotency_key)
+                        .bind(Json(&job.payload))
+                        .bind(millis(job.run_after))
+                        .bind(millis(now))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(())
+                }
+
+                async fn decisions(
+                    &self,
+                    creditor: &CreditorId,
+                    invoice: &InvoiceId,
+                ) -> Result<Vec<Decision>, StoreError> {
+                    let rows: Vec<DecisionRow> = sqlx::query_as(
+                        "SELECT seq, invoice_id, on_day, at, rule, inputs, outcome FROM decisions \
+                         WHERE creditor_id = $1 AND invoice_id = $2 ORDER BY seq",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(invoice.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn claim_jobs(
+                    &self,
+                    owner: &str,
+                    now: DateTime<Utc>,
+                    lease: Duration,
+                    limit: u32,
+                ) -> Result<Vec<Job>, StoreError> {
+                    let until = lease_end(now, lease)?;
+                    let mut tx = self.begin_write().await?;
+                    let mut rows: Vec<JobRow> = sqlx::query_as(&format!(
+                        "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, \
+                         attempts = attempts + 1, updated_at = $3 \
+                         WHERE id IN (SELECT id FROM jobs \
+                           WHERE (state = 'pending' AND run_after <= $3) \
+                              OR (state = 'running' AND lease_until <= $3) \
+                           ORDER BY run_after, id LIMIT $4{}) \
+                         RETURNING {JOB_COLUMNS}",
+                        Self::SKIP_LOCKED
+                    ))
+                    .bind(owner)
+                    .bind(millis(until))
+                    .bind(millis(now))
+                    .bind(i64::from(limit))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    rows.sort_by(|a, b| (a.run_after(), a.id()).cmp(&(b.run_after(), b.id())));
+                    rows::collect(rows)
+                }
+
+                async fn finish_job(
+                    &self,
+                    job: &JobId,
+                    owner: &str,
+                    outcome: &JobOutcome,
+                    now: DateTime<Utc>,
+                ) -> Result<bool, StoreError> {
+                    let (state, run_after, error) = match outcome {
+                        JobOutcome::Succeeded => ("succeeded", None, None),
+                        JobOutcome::Retry { run_after, error } => {
+                            ("pending", Some(millis(*run_after)), Some(error.as_str()))
+                        }
+                        JobOutcome::Dead { error } => ("dead", None, Some(error.as_str())),
+                    };
+                    let updated = sqlx::query(
+                        "UPDATE jobs SET state = $3, run_after = COALESCE($4, run_after), \
+                         last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+                         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                    )
+                    .bind(job.as_str())
+                    .bind(owner)
+                    .bind(state)
+                    .bind(run_after)
+                    .bind(error)
+                    .bind(millis(now))
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(updated.rows_affected() == 1)
+                }
+
+                async fn jobs(&self, creditor: &CreditorId) -> Result<Vec<Job>, StoreError> {
+                    let rows: Vec<JobRow> = sqlx::query_as(&format!(
+                        "SELECT {JOB_COLUMNS} FROM jobs WHERE creditor_id = $1 \
+                         ORDER BY created_at, id"
+                    ))
+                    .bind(creditor.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn acquire_lease(
+                    &self,
+                    name: &str,
+                    owner: &str,
+                    now: DateTime<Utc>,
+                    ttl: Duration,
+                ) -> Result<bool, StoreError> {
+                    let until = lease_end(now, ttl)?;
+                    let holder: Option<String> = sqlx::query_scalar(
+                        "INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (name) DO UPDATE \
+                         SET owner = excluded.owner, expires_at = excluded.expires_at \
+                         WHERE leases.owner = excluded.owner OR leases.expires_at <= $4 \
+                         RETURNING owner",
+                    )
+                    .bind(name)
+                    .bind(owner)
+                    .bind(millis(until))
+                    .bind(millis(now))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(holder.as_deref() == Some(owner))
+                }
+
+                async fn release_lease(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+                    sqlx::query("DELETE FROM leases WHERE name = $1 AND owner = $2")
+                        .bind(name)
+                        .bind(owner)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
+                async fn release_everything_of(&self, owner: &str) -> Result<(), StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query("DELETE FROM leases WHERE owner = $1")
+                        .bind(owner)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "UPDATE jobs SET state = 'pending', lease_owner = NULL, \
+                         lease_until = NULL WHERE lease_owner = $1 AND state = 'running'",
+                    )
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+            }
+
+            async fn append_event(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                creditor: &CreditorId,
+                invoice: &InvoiceId,
+                now: DateTime<Utc>,
+                source: EventSource,
+                kind: &str,
+                change: &serde_json::Value,
+            ) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO invoice_events (creditor_id, invoice_id, at, source, kind, \
+                     change) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(creditor.as_str())
+                .bind(invoice.as_str())
+                .bind(millis(now))
+                .bind(source.as_str())
+                .bind(kind)
+                .bind(Json(change))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            fn bind_customer<'q>(
+                query: sqlx::query::Query<
+                    'q,
+                    $db,
+                    <$db as sqlx::Database>::Arguments<'q>,
+                >,
+                facts: &'q CustomerFacts,
+            ) -> sqlx::query::Query<
+                'q,
+                $db,
+                <$db as sqlx::Database>::Arguments<'q>,
+            > {
+                query
+                    .bind(facts.kind.as_str())
+                    .bind(&facts.name)
+                    .bind(&facts.organisation_number)
+                    .bind(facts.national_id.as_ref().map(|n| n.0.as_str()))
+                    .bind(&facts.email)
+                    .bind(facts.postal_address.as_ref().map(Json))
+            }
+
+            fn found(rows: u64, what: &'static str, id: &str) -> Result<(), StoreError> {
+                if rows == 0 {
+                    Err(StoreError::NotFound {
+                        what,
+                        id: id.to_owned(),
+                    })
+                } else {
+                    Ok(())
+                }
+            }
+
+            impl $store {
+                /// An insert that wrote nothing: a concurrent writer inserted the same row first
+                /// (`Ok(None)`: run again, it will now find the row), or the connection is not
+                /// this creditor's.
+                async fn lost_insert_race<T>(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    tx: sqlx::Transaction<'_, $db>,
+                ) -> Result<Option<T>, StoreError> {
+                    tx.rollback().await?;
+                    let exists: Option<i64> = sqlx::query_scalar(
+                        "SELECT 1 FROM connections WHERE creditor_id = $1 AND id = $2",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    match exists {
+                        Some(_) => Ok(None),
+                        None => Err(StoreError::NotFound {
+                            what: "connection",
+                            id: connection.to_string(),
+                        }),
+                    }
+                }
+
+        async fn upsert_customer_once(
+    &self,
+    creditor: &CreditorId,
+    connection: &ConnectionId,
+    facts: &CustomerFacts,
+) -> Result<Option<Upserted<CustomerId>>, StoreError> {
+    let mut tx = self.begin_write().await?;
+            let existing: Option<CustomerRow> = sqlx::query_as(&format!(
+                "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creditor_id = $1 \
+                 AND connection_id = $2 AND platform_id = $3{}",
+                Self::LOCK_FOR_UPDATE
+            ))
+            .bind(creditor.as_str())
+            .bind(connection.as_str())
+            .bind(&facts.platform_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (id, written) = match existing {
+                Some(row) if row.facts()? == *facts => {
+                    (CustomerId::from(row.id()), Written::Unchanged)
+                }
+                Some(row) => {
+                    let id = CustomerId::from(row.id());
+                    bind_customer(
+                        sqlx::query(
+                            "UPDATE customers SET kind = $3, name = $4, \
+                             organisation_number = $5, national_id = $6, email = $7, \
+                             postal_address = $8, version = version + 1 \
+                             WHERE creditor_id = $1 AND id = $2",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(id.as_str()),
+                        facts,
+                    )
+                    .execute(&mut *tx)
+                    .await?;
+                    (id, Written::Changed)
+                }
+                None => {
+                    let id = CustomerId::generate();
+                    let inserted = bind_customer(
+                        sqlx::query(
+                            "INSERT INTO customers (creditor_id, id, kind, name, \
+                             organisation_number, national_id, email, postal_address, \
+                             connection_id, platform_id) \
+                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+                             FROM connections WHERE creditor_id = $1 AND id = $9 \
+                             ON CONFLICT (creditor_id, connection_id, platform_id) \
+                             DO NOTHING",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(id.as_str()),
+                        facts,
+                    )
+                    .bind(connection.as_str())
+                    .bind(&facts.platform_id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if inserted.rows_affected() == 0 {
+                        return self.lost_insert_race(creditor, connection, tx).await;
+                    }
+                    (id, Written::Created)
+                }
+            };
+            if written != Written::Unchanged {
+                // Invoices that arrived before their customer now find it.
+                sqlx::query(
+                    "UPDATE invoices SET customer_id = $3 WHERE creditor_id = $1 \
+                     AND connection_id = $2 AND customer_platform_id = $4 \
+                     AND customer_id IS NULL",
+                )
+                .bind(creditor.as_str())
+                .bind(connection.as_str())
+                .bind(id.as_str())
+                .bind(&facts.platform_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(Some(Upserted { id, written }))
+        }
+
+        async fn upsert_invoice_once(
+    &self,
+    creditor: &CreditorId,
+    connection: &ConnectionId,
+    stored: &StoredFacts,
+    source: EventSource,
+    now: DateTime<Utc>,
+) -> Result<Option<Upserted<InvoiceId>>, StoreError> {
+            let facts = &stored.normalized;
+            let mut tx = self.begin_write().await?;
+            let existing: Option<InvoiceRow> = sqlx::query_as(&format!(
+                "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
+                 AND connection_id = $2 AND platform_id = $3{}",
+                Self::LOCK_FOR_UPDATE
+            ))
+            .bind(creditor.as_str())
+            .bind(connection.as_str())
+            .bind(&facts.platform_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (id, written, kind, change) = match existing {
+                Some(row) => {
+                    let before = row.facts()?;
+                    let id = InvoiceId::from(row.id());
+                    if before == *facts {
+                        // Nothing new: no write at all.
+                        tx.rollback().await?;
+                        return Ok(Some(Upserted {
+                            id,
+                            written: Written::Unchanged,
+                        }));
+                    }
+                    sqlx::query(
+                        "UPDATE invoices SET number = $4, customer_platform_id = $5, \
+                         issued = $6, due = $7, currency = $8, amount_minor = $9, \
+                         outstanding_minor = $10, payment_reference = $11, \
+                         customer_id = (SELECT c.id FROM customers c \
+                           WHERE c.creditor_id = $1 AND c.connection_id = $3 \
+                           AND c.platform_id = $5), \
+                         version = version + 1, updated_at = $12 \
+                         WHERE creditor_id = $1 AND id = $2",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(id.as_str())
+                    .bind(connection.as_str())
+                    .bind(&facts.number)
+                    .bind(&facts.customer_platform_id)
+                    .bind(facts.issued)
+                    .bind(facts.due)
+                    .bind(facts.currency.code())
+                    .bind(stored.amount_minor)
+                    .bind(stored.outstanding_minor)
+                    .bind(&facts.payment_reference)
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    let change = serde_json::Value::Object(before.changes_to(facts));
+                    (id, Written::Changed, "changed", change)
+                }
+                None => {
+                    let id = InvoiceId::generate();
+                    let inserted = sqlx::query(
+                        "INSERT INTO invoices (creditor_id, id, connection_id, \
+                         platform_id, number, customer_platform_id, issued, due, \
+                         currency, amount_minor, outstanding_minor, payment_reference, \
+                         customer_id, stage, next_action_on, lifecycle, version, \
+                         created_at, updated_at) \
+                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                           (SELECT c.id FROM customers c WHERE c.creditor_id = $1 \
+                            AND c.connection_id = $3 AND c.platform_id = $6), \
+                           $13, $8, $14, 1, $15, $15 \
+                         FROM connections WHERE creditor_id = $1 AND id = $3 \
+                         ON CONFLICT (creditor_id, connection_id, platform_id) DO NOTHING",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(id.as_str())
+                    .bind(connection.as_str())
+                    .bind(&facts.platform_id)
+                    .bind(&facts.number)
+                    .bind(&facts.customer_platform_id)
+                    .bind(facts.issued)
+                    .bind(facts.due)
+                    .bind(facts.currency.code())
+                    .bind(stored.amount_minor)
+                    .bind(stored.outstanding_minor)
+                    .bind(&facts.payment_reference)
+                    .bind(Stage::Open.as_str())
+                    .bind(Json(serde_json::json!({})))
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    if inserted.rows_affected() == 0 {
+                        return self.lost_insert_race(creditor, connection, tx).await;
+                    }
+                    let change = serde_json::to_value(facts)
+                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                    (id, Written::Created, "created", change)
+                }
+            };
+            append_event(&mut tx, creditor, &id, now, source, kind, &change).await?;
+            tx.commit().await?;
+            Ok(Some(Upserted { id, written }))
+        }
+            }
+        };
+    };
+}
+
+pub(super) use impl_store;

@@ -1,0 +1,86 @@
+//! The embedded default: SQLite in WAL mode, one file in the data directory, no server.
+//! Writes that read first take the write lock up front (`BEGIN IMMEDIATE`), so two writers never
+//! interleave a read-modify-write.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use super::sql::{Dialect, impl_store};
+use super::{Backend, StoreError, StoreOptions, migration_error};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl Dialect for SqliteStore {
+    const BACKEND: Backend = Backend::Sqlite;
+    const LOCK_FOR_UPDATE: &'static str = "";
+    const SKIP_LOCKED: &'static str = "";
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing, with its directory) the database file named by the URL.
+    pub async fn open(options: &StoreOptions) -> Result<SqliteStore, StoreError> {
+        let bad_url = |reason: String| StoreError::BadUrl {
+            url: options.url.clone(),
+            reason,
+        };
+        let connect = SqliteConnectOptions::from_str(&options.url)
+            .map_err(|e| bad_url(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let file = connect.get_filename();
+        if file != Path::new(":memory:") && !file.as_os_str().is_empty() {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    bad_url(format!(
+                        "cannot create the directory {}: {e}",
+                        dir.display()
+                    ))
+                })?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect)
+            .await
+            .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        Ok(SqliteStore { pool })
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    fn known_migrations() -> Vec<i64> {
+        MIGRATOR.iter().map(|m| m.version).collect()
+    }
+
+    async fn has_migrations_table(&self) -> Result<bool, StoreError> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
+        MIGRATOR
+            .run(&self.pool)
+            .await
+            .map_err(|e| migration_error(e, &Self::known_migrations()))
+    }
+}
+
+impl_store!(SqliteStore, Sqlite);
