@@ -138,14 +138,15 @@ async fn serve(config: &Config) -> Result<(), Failure> {
         database = %store::redact_url(&config.database_url),
         "forfall is serving"
     );
-    forfall::server::serve(
+    let served = forfall::server::serve(
         listener,
-        store,
+        store.clone(),
         Arc::new(SystemClock),
         forfall::server::instance_id(),
         Duration::from_secs(config.shutdown_grace_seconds),
         forfall::server::shutdown_signal(),
     )
-    .await
-    .map_err(|e| Failure::Failed(e.to_string()))
+    .await;
+    store.close().await;
+    served.map_err(|e| Failure::Failed(e.to_string()))
 }

@@ -33,7 +33,8 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
-/// Runs until `shutdown` resolves, then drains and releases this instance's leases.
+/// Runs until `shutdown` resolves, then drains and releases this instance's leases. The store
+/// stays open: its owner closes it.
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn Store>,
@@ -68,7 +69,6 @@ pub async fn serve(
     if let Err(e) = store.release_everything_of(&owner).await {
         tracing::error!(error = %e, "could not release this instance's leases; they expire on their own");
     }
-    store.close().await;
     tracing::info!("stopped");
     result
 }

@@ -229,6 +229,13 @@ pub trait Store: Send + Sync {
         day: NaiveDate,
         limit: u32,
     ) -> Result<Vec<Invoice>, StoreError>;
+    /// The database's query plan for [`Store::invoices_due`], to show it runs on the
+    /// `invoices_next_action` index (an operator's check, and a test's).
+    async fn explain_invoices_due(
+        &self,
+        creditor: &CreditorId,
+        day: NaiveDate,
+    ) -> Result<String, StoreError>;
     /// Saves the engine's verdict if the invoice is still at `expected_version`
     /// (else [`StoreError::Conflict`]), with its decisions and jobs, in one transaction.
     async fn save_lifecycle(

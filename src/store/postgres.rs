@@ -20,6 +20,7 @@ impl Dialect for PostgresStore {
     const BACKEND: Backend = Backend::Postgres;
     const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+    const EXPLAIN: (&'static str, &'static str) = ("EXPLAIN", "QUERY PLAN");
 }
 
 impl PostgresStore {
@@ -43,6 +44,15 @@ impl PostgresStore {
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// On a small table PostgreSQL rightly prefers a sequential scan; the plan that matters is
+    /// the one it uses at scale, so the explanation is asked with sequential scans discouraged.
+    async fn prefer_indexes(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {
+        sqlx::query("SET LOCAL enable_seqscan = off")
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
     }
 
     fn known_migrations() -> Vec<i64> {

@@ -11,6 +11,18 @@ pub(super) trait Dialect {
     const LOCK_FOR_UPDATE: &'static str;
     /// Appended to a `SELECT` of rows to claim: claimers skip each other's rows.
     const SKIP_LOCKED: &'static str;
+    /// Asks for a query plan, one row of text per plan line: the column holding the text.
+    const EXPLAIN: (&'static str, &'static str);
+}
+
+/// The query behind `invoices_due`, shared by the query and its plan.
+pub(super) fn invoices_due_sql() -> String {
+    format!(
+        "SELECT {} FROM invoices WHERE creditor_id = $1 \
+         AND next_action_on IS NOT NULL AND next_action_on <= $2 \
+         ORDER BY next_action_on, id LIMIT $3",
+        super::rows::INVOICE_COLUMNS
+    )
 }
 
 macro_rules! impl_store {
@@ -340,17 +352,39 @@ macro_rules! impl_store {
                     day: NaiveDate,
                     limit: u32,
                 ) -> Result<Vec<Invoice>, StoreError> {
-                    let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
-                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
-                         AND next_action_on IS NOT NULL AND next_action_on <= $2 \
-                         ORDER BY next_action_on, id LIMIT $3"
+                    let rows: Vec<InvoiceRow> =
+                        sqlx::query_as(&$crate::store::sql::invoices_due_sql())
+                            .bind(creditor.as_str())
+                            .bind(day)
+                            .bind(i64::from(limit))
+                            .fetch_all(&self.pool)
+                            .await?;
+                    rows::collect(rows)
+                }
+
+                async fn explain_invoices_due(
+                    &self,
+                    creditor: &CreditorId,
+                    day: NaiveDate,
+                ) -> Result<String, StoreError> {
+                    use sqlx::Row;
+                    let (explain, column) = Self::EXPLAIN;
+                    let mut tx = self.pool.begin().await?;
+                    self.prefer_indexes(&mut tx).await?;
+                    let rows = sqlx::query(&format!(
+                        "{explain} {}",
+                        $crate::store::sql::invoices_due_sql()
                     ))
                     .bind(creditor.as_str())
                     .bind(day)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
+                    .bind(100_i64)
+                    .fetch_all(&mut *tx)
                     .await?;
-                    rows::collect(rows)
+                    tx.rollback().await?;
+                    rows.iter()
+                        .map(|row| row.try_get::<String, _>(column).map_err(StoreError::from))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(|lines| lines.join("\n"))
                 }
 
                 async fn save_lifecycle(
@@ -639,7 +673,7 @@ macro_rules! impl_store {
                 ) -> Result<Option<T>, StoreError> {
                     tx.rollback().await?;
                     let exists: Option<i64> = sqlx::query_scalar(
-                        "SELECT 1 FROM connections WHERE creditor_id = $1 AND id = $2",
+                        "SELECT CAST(1 AS BIGINT) FROM connections WHERE creditor_id = $1 AND id = $2",
                     )
                     .bind(creditor.as_str())
                     .bind(connection.as_str())

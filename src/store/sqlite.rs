@@ -22,6 +22,7 @@ impl Dialect for SqliteStore {
     const BACKEND: Backend = Backend::Sqlite;
     const LOCK_FOR_UPDATE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
+    const EXPLAIN: (&'static str, &'static str) = ("EXPLAIN QUERY PLAN", "detail");
 }
 
 impl SqliteStore {
@@ -39,15 +40,14 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let file = connect.get_filename();
-        if file != Path::new(":memory:") && !file.as_os_str().is_empty() {
-            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| {
-                    bad_url(format!(
-                        "cannot create the directory {}: {e}",
-                        dir.display()
-                    ))
-                })?;
-            }
+        let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Some(dir) = dir.filter(|_| file != Path::new(":memory:")) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                bad_url(format!(
+                    "cannot create the directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
         }
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
@@ -60,6 +60,11 @@ impl SqliteStore {
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// SQLite's planner needs no nudge.
+    async fn prefer_indexes(&self, _: &mut Transaction<'_, Sqlite>) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn known_migrations() -> Vec<i64> {

@@ -1,0 +1,222 @@
+//! The `forfall` binary as a user runs it: exit codes, messages, migrations, serve and SIGTERM.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn forfall(data_dir: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_forfall"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FORFALL_DATA_DIR", data_dir)
+        .stdin(Stdio::null());
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("run forfall")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn migrate_creates_the_embedded_database_and_twice_is_harmless() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("nested/data");
+    let first = run(forfall(&data).arg("migrate"));
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    assert!(data.join("forfall.db").exists());
+    let second = run(forfall(&data).arg("migrate"));
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
+    assert!(String::from_utf8_lossy(&second.stdout).contains("schema is current"));
+}
+
+#[test]
+fn migrate_twice_on_postgres_is_harmless() {
+    let Some(url) = common::postgres_url() else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database = format!("forfall_cli_{}", uuid::Uuid::new_v4().simple());
+    let admin = runtime.block_on(sqlx::PgPool::connect(&url)).unwrap();
+    runtime
+        .block_on(sqlx::query(&format!("CREATE DATABASE {database}")).execute(&admin))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = common::with_database(&url, &database);
+    for _ in 0..2 {
+        let output = run(forfall(dir.path())
+            .env("FORFALL_DATABASE_URL", &db_url)
+            .arg("migrate"));
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    }
+    runtime
+        .block_on(sqlx::query(&format!("DROP DATABASE {database} WITH (FORCE)")).execute(&admin))
+        .unwrap();
+}
+
+#[test]
+fn a_malformed_database_url_is_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(forfall(dir.path())
+        .env("FORFALL_DATABASE_URL", "mysql://localhost/forfall")
+        .arg("migrate"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("database_url"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = run(forfall(dir.path())
+        .env("FORFALL_DATABASE_URL", "postgres://u:secret@[::1/db")
+        .arg("migrate"));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("secret"), "{}", stderr(&output));
+}
+
+#[test]
+fn an_unreachable_database_server_is_exit_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let output = run(forfall(dir.path())
+        .env(
+            "FORFALL_DATABASE_URL",
+            format!("postgres://nobody@127.0.0.1:{port}/x"),
+        )
+        .arg("migrate"));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("cannot reach the database"));
+}
+
+#[test]
+fn a_database_migrated_by_a_newer_forfall_is_exit_2_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run(forfall(dir.path()).arg("migrate")).status.code(),
+        Some(0)
+    );
+    let db = dir.path().join("forfall.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+             execution_time) VALUES (9999, 'from the future', 1, x'00', 0)",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+    });
+    let output = run(forfall(dir.path()).arg("migrate"));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("newer Forfall"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_bad_configuration_value_is_exit_2_naming_the_key_and_its_origin() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("forfall.toml");
+    std::fs::write(&config, "listen = \"nowhere\"\n").unwrap();
+    let output = run(forfall(dir.path())
+        .arg("--config")
+        .arg(&config)
+        .arg("migrate"));
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("listen") && message.contains("forfall.toml"),
+        "{message}"
+    );
+
+    let output = run(forfall(dir.path()).env("FORFALL_LISTN", "x").arg("migrate"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("FORFALL_LISTN"));
+
+    let output = run(forfall(dir.path()).arg("frobnicate"));
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn serve_refuses_to_start_without_an_encryption_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(forfall(dir.path()).arg("serve"));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("FORFALL_ENCRYPTION_KEY"));
+}
+
+#[test]
+fn every_command_has_help() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--help"][..],
+        &["serve", "--help"],
+        &["migrate", "--help"],
+    ] {
+        let output = run(forfall(dir.path()).args(args));
+        assert_eq!(output.status.code(), Some(0), "{args:?}");
+        assert!(String::from_utf8_lossy(&output.stdout).contains("Usage"));
+    }
+}
+
+#[test]
+fn serve_answers_health_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = forfall(dir.path())
+        .env("FORFALL_LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "FORFALL_ENCRYPTION_KEY",
+            forfall::secrets::EncryptionKey::generate_base64(),
+        )
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start serve");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let ready = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(response) = client
+                .get(format!("http://127.0.0.1:{port}/health/ready"))
+                .send()
+                .await
+            {
+                return Some(response.status().as_u16());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    });
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("send SIGTERM");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("wait for serve");
+    assert_eq!(ready, Some(200), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stderr(&output).contains("stopped"), "{}", stderr(&output));
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}

@@ -1,0 +1,132 @@
+//! The server in-process on a random port: health, readiness, metrics, problem+json, and a
+//! graceful shutdown that releases this instance's leases.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use forfall::clock::SystemClock;
+use forfall::store::Store;
+
+on_both_backends!(
+    health_ready_and_metrics_answer_and_unknown_routes_are_problem_json,
+    shutdown_releases_the_instances_leases,
+);
+
+struct Running {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+async fn start(store: Arc<dyn Store>, owner: &str) -> Running {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let owner = owner.to_owned();
+    let done = tokio::spawn(async move {
+        forfall::server::serve(
+            listener,
+            store,
+            Arc::new(SystemClock),
+            owner,
+            Duration::from_secs(5),
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await
+        .expect("serve");
+    });
+    Running { base, stop, done }
+}
+
+async fn health_ready_and_metrics_answer_and_unknown_routes_are_problem_json(
+    store: Arc<dyn Store>,
+) {
+    let server = start(store, "test-instance").await;
+    let client = reqwest::Client::new();
+    let live = client
+        .get(format!("{}/health/live", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let ready = client
+        .get(format!("{}/health/ready", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["status"], "ready");
+
+    let missing = client
+        .get(format!("{}/no/such/route", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(problem["status"], 404);
+    assert!(problem["type"].as_str().unwrap().contains("not-found"));
+
+    let metrics = client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = metrics.text().await.unwrap();
+    assert!(
+        text.contains(
+            "forfall_http_requests_total{method=\"GET\",route=\"/health/live\",status=\"200\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"unmatched\",status=\"404\""),
+        "{text}"
+    );
+
+    server.stop.send(()).unwrap();
+    server.done.await.unwrap();
+}
+
+async fn shutdown_releases_the_instances_leases(store: Arc<dyn Store>) {
+    let now = chrono::Utc::now();
+    let ttl = Duration::from_secs(3600);
+    assert!(
+        store
+            .acquire_lease("tick:cred_1", "instance-a", now, ttl)
+            .await
+            .unwrap()
+    );
+    let server = start(store.clone(), "instance-a").await;
+    assert!(
+        !store
+            .acquire_lease("tick:cred_1", "instance-b", now, ttl)
+            .await
+            .unwrap()
+    );
+    server.stop.send(()).unwrap();
+    server.done.await.unwrap();
+    // Released at shutdown: free for another instance at once, long before it would expire.
+    assert!(
+        store
+            .acquire_lease("tick:cred_1", "instance-b", now, ttl)
+            .await
+            .unwrap()
+    );
+}
