@@ -7,6 +7,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod rules;
 pub mod secrets;
 pub mod server;
 pub mod store;

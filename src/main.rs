@@ -34,6 +34,36 @@ enum Command {
     Serve,
     /// Bring the database schema up to date (harmless when it already is).
     Migrate,
+    /// Late-payment interest and statutory fees of a claim, from the dated rate tables.
+    Claim(ClaimArgs),
+}
+
+#[derive(clap::Args)]
+struct ClaimArgs {
+    /// NO, SE or FI.
+    #[arg(long)]
+    country: String,
+    /// The principal, a decimal with at most 2 decimals (10000.00).
+    #[arg(long)]
+    amount: String,
+    /// The country's currency: NOK, SEK or EUR.
+    #[arg(long)]
+    currency: String,
+    /// The due date (YYYY-MM-DD); interest runs from the day after.
+    #[arg(long)]
+    due: String,
+    /// The payment date (YYYY-MM-DD), included in the interest.
+    #[arg(long)]
+    paid: String,
+    /// consumer or business.
+    #[arg(long, default_value = "consumer")]
+    debtor: String,
+    /// Sweden: the påminnelseavgift was agreed when the debt arose (SE-01), so it may be charged.
+    #[arg(long)]
+    reminder_fee_agreed: bool,
+    /// Print JSON instead of the readable table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// How a command ended, and so the exit code.
@@ -56,6 +86,10 @@ impl From<StoreError> for Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Commands that touch no database and no server read no configuration.
+    if let Command::Claim(args) = &cli.command {
+        return finish(claim(args));
+    }
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(config) => config,
         Err(e) => {
@@ -74,12 +108,16 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let outcome = runtime.block_on(async {
+    finish(runtime.block_on(async {
         match cli.command {
             Command::Serve => serve(&config).await,
             Command::Migrate => migrate(&config).await,
+            Command::Claim(_) => Ok(()),
         }
-    });
+    }))
+}
+
+fn finish(outcome: Result<(), Failure>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::BadInput(message)) => {
@@ -106,17 +144,60 @@ fn init_logs(config: &Config, json: bool) {
     }
 }
 
+fn claim(args: &ClaimArgs) -> Result<(), Failure> {
+    use forfall::rules::claim::{self, ClaimRequest};
+    let bad = |e: String| Failure::BadInput(e);
+    let date = |flag: &str, text: &str| {
+        text.parse::<chrono::NaiveDate>()
+            .map_err(|_| bad(format!("{flag} {text:?}: expected a date as YYYY-MM-DD")))
+    };
+    let amount = rust_decimal::Decimal::from_str_exact(args.amount.trim()).map_err(|_| {
+        bad(format!(
+            "--amount {:?}: expected a decimal such as 10000.00",
+            args.amount
+        ))
+    })?;
+    let mut request = ClaimRequest::new(
+        claim::parse_country(&args.country).map_err(|e| bad(e.to_string()))?,
+        amount,
+        args.currency.as_str(),
+        date("--due", &args.due)?,
+        date("--paid", &args.paid)?,
+        claim::parse_debtor(&args.debtor).map_err(|e| bad(e.to_string()))?,
+    );
+    request.options.fees.se_reminder_fee_agreed = args.reminder_fee_agreed;
+    let claim = claim::calculate(&request).map_err(|e| bad(e.to_string()))?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&claim)
+            .map_err(|e| Failure::Failed(format!("cannot write JSON: {e}")))?;
+        emit(&format!("{json}\n"))
+    } else {
+        emit(&claim.to_text())
+    }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) ends the output quietly, never a panic.
+fn emit(text: &str) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Failure::Failed(format!("cannot write to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn migrate(config: &Config) -> Result<(), Failure> {
     let store = store::open(&config.store_options()).await?;
     store.migrate().await?;
     let status = store.schema_status().await?;
-    println!(
-        "{}: schema is current (version {})",
+    store.close().await;
+    emit(&format!(
+        "{}: schema is current (version {})\n",
         store::redact_url(&config.database_url),
         status.applied.last().copied().unwrap_or(0)
-    );
-    store.close().await;
-    Ok(())
+    ))
 }
 
 async fn serve(config: &Config) -> Result<(), Failure> {

@@ -220,3 +220,149 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+fn claim_json(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(forfall(dir.path()).arg("claim").args(args).arg("--json"));
+    let json = serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null);
+    (output.status.code(), json, stderr(&output))
+}
+
+#[test]
+fn claim_reproduces_the_norwegian_golden_examples_exactly() {
+    let base = [
+        "--country",
+        "NO",
+        "--amount",
+        "10000.00",
+        "--currency",
+        "NOK",
+    ];
+    let cases = [
+        ("2025-03-31", "2025-05-30", "205.48", false), // G1
+        ("2023-06-15", "2023-07-15", "92.47", false),  // G2: split at 1 July
+        ("2023-12-15", "2024-01-15", "102.74", false), // G3: into a leap year
+        ("2025-06-15", "2025-07-15", "101.71", true),  // G4: derived rates, provisional
+        ("2025-12-15", "2026-01-15", "103.01", true),  // G4
+    ];
+    for (due, paid, interest, provisional) in cases {
+        let mut args = base.to_vec();
+        args.extend(["--due", due, "--paid", paid]);
+        let (code, json, err) = claim_json(&args);
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(json["interest"], interest, "{due}..{paid}");
+        assert_eq!(json["provisional"], provisional, "{due}..{paid}");
+        assert_eq!(json["principal"], "10000.00");
+        assert_eq!(json["currency"], "NOK");
+        assert!(json["periods"].as_array().is_some_and(|p| !p.is_empty()));
+        assert!(json["fees"].is_array() && json["total"].is_string());
+    }
+}
+
+#[test]
+fn claim_reproduces_the_swedish_and_finnish_golden_examples() {
+    // G5: Kronofogden shows 163 (whole kronor); the exact interest is 163.46.
+    let (_, g5, err) = claim_json(&[
+        "--country",
+        "SE",
+        "--amount",
+        "6780.00",
+        "--currency",
+        "SEK",
+        "--due",
+        "2020-12-31",
+        "--paid",
+        "2021-04-20",
+    ]);
+    assert_eq!(g5["interest"], "163.46", "{err}");
+    // G9: SEK 10 000, 30 days late in 2025 H1, business: 450 + 90.41, no other fee.
+    let (_, g9, err) = claim_json(&[
+        "--country",
+        "SE",
+        "--amount",
+        "10000.00",
+        "--currency",
+        "SEK",
+        "--due",
+        "2025-03-01",
+        "--paid",
+        "2025-03-31",
+        "--debtor",
+        "business",
+    ]);
+    assert_eq!(g9["interest"], "90.41", "{err}");
+    let fees = g9["fees"].as_array().unwrap();
+    assert_eq!(fees.len(), 1, "{fees:?}");
+    assert_eq!(fees[0]["amount"], "450.00");
+    // G6 and G10: Finland, consumer.
+    let (_, g6, _) = claim_json(&[
+        "--country",
+        "FI",
+        "--amount",
+        "300.00",
+        "--currency",
+        "EUR",
+        "--due",
+        "2023-03-01",
+        "--paid",
+        "2023-03-04",
+    ]);
+    assert_eq!(g6["interest"], "0.23");
+    let (_, g10, _) = claim_json(&[
+        "--country",
+        "FI",
+        "--amount",
+        "1000.00",
+        "--currency",
+        "EUR",
+        "--due",
+        "2025-02-01",
+        "--paid",
+        "2025-03-18",
+    ]);
+    assert_eq!(g10["interest"], "12.95");
+}
+
+#[test]
+fn claim_without_a_known_rate_is_exit_2_naming_the_table_and_period() {
+    let (code, json, err) = claim_json(&[
+        "--country",
+        "NO",
+        "--amount",
+        "10000.00",
+        "--currency",
+        "NOK",
+        "--due",
+        "2026-06-15",
+        "--paid",
+        "2026-07-15",
+    ]);
+    assert_eq!(code, Some(2));
+    assert_eq!(json, serde_json::Value::Null, "nothing on stdout");
+    assert!(
+        err.contains("no.toml") && err.contains("2026-07-01"),
+        "{err}"
+    );
+}
+
+#[test]
+fn claim_with_bad_arguments_is_exit_2_naming_the_argument() {
+    for (args, flag) in [
+        (["--amount", "10.005", "--currency", "NOK"], "--amount"),
+        (["--amount", "ten", "--currency", "NOK"], "--amount"),
+        (["--amount", "10.00", "--currency", "SEK"], "--currency"),
+    ] {
+        let mut all = vec![
+            "--country",
+            "NO",
+            "--due",
+            "2025-03-31",
+            "--paid",
+            "2025-05-30",
+        ];
+        all.extend(args);
+        let (code, _, err) = claim_json(&all);
+        assert_eq!(code, Some(2), "{args:?}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+}

@@ -35,6 +35,15 @@ impl Country {
         }
     }
 
+    /// In English, for messages ("no Norwegian forsinkelsesrente for …").
+    pub fn adjective(self) -> &'static str {
+        match self {
+            Country::Norway => "Norwegian",
+            Country::Sweden => "Swedish",
+            Country::Finland => "Finnish",
+        }
+    }
+
     /// The time zone a creditor of this country gets unless it chooses another.
     pub fn default_time_zone(self) -> Tz {
         match self {

@@ -27,6 +27,12 @@ impl CustomerKind {
     }
 }
 
+impl std::fmt::Display for CustomerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A national identity number (fødselsnummer, personnummer, henkilötunnus). Its `Debug` shows only
 /// the last two characters, so it cannot leak into logs.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
