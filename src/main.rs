@@ -34,8 +34,43 @@ enum Command {
     Serve,
     /// Bring the database schema up to date (harmless when it already is).
     Migrate,
+    /// Run scenario files through the lifecycle engine on a simulated clock and print the actions
+    /// as JSON lines (exit 0), or compare them with each file's "expect" (`--check`: exit 1 and a
+    /// readable diff on a mismatch). Bad input is exit 2 naming the file, the JSON path and the
+    /// problem, with nothing on stdout.
+    Simulate(SimulateArgs),
     /// Late-payment interest and statutory fees of a claim, from the dated rate tables.
     Claim(ClaimArgs),
+    /// Benchmarks that print figures and ratios (they assert nothing).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(clap::Args)]
+struct SimulateArgs {
+    /// A scenario file, or a folder: every *.json in it, with a closing line "N passed, M failed".
+    path: PathBuf,
+    /// Compare the core actions with the file's "expect".
+    #[arg(long)]
+    check: bool,
+    /// Add the rule and the inputs behind each action (what the server writes to its decision log).
+    #[arg(long)]
+    explain: bool,
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// The day tick over a small and a large book with the same number of invoices due: invoices
+    /// evaluated per second, and the ratio of the two run times (goal <= 1.3: a day's work follows
+    /// the due invoices, not the total).
+    Engine {
+        #[arg(long, default_value_t = 100_000)]
+        small: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        large: usize,
+        #[arg(long, default_value_t = 10_000)]
+        due: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -87,8 +122,14 @@ impl From<StoreError> for Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // Commands that touch no database and no server read no configuration.
-    if let Command::Claim(args) = &cli.command {
-        return finish(claim(args));
+    match &cli.command {
+        Command::Claim(args) => return finish(claim(args)),
+        Command::Simulate(args) => return simulate(args),
+        Command::Bench(BenchCommand::Engine { small, large, due }) => {
+            let report = forfall::lifecycle::bench::bench_scaling(*small, *large, *due);
+            return finish(emit(&format!("{report}\n")));
+        }
+        Command::Serve | Command::Migrate => {}
     }
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(config) => config,
@@ -112,7 +153,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve(&config).await,
             Command::Migrate => migrate(&config).await,
-            Command::Claim(_) => Ok(()),
+            Command::Claim(_) | Command::Simulate(_) | Command::Bench(_) => Ok(()),
         }
     }))
 }
@@ -142,6 +183,23 @@ fn init_logs(config: &Config, json: bool) {
     } else {
         builder.init();
     }
+}
+
+fn simulate(args: &SimulateArgs) -> ExitCode {
+    use forfall::simulate::{SimulateOptions, simulate_cli};
+    let out = simulate_cli(
+        &args.path,
+        SimulateOptions {
+            check: args.check,
+            explain: args.explain,
+        },
+    );
+    eprint!("{}", out.stderr);
+    if let Err(Failure::Failed(message) | Failure::BadInput(message)) = emit(&out.stdout) {
+        eprintln!("forfall: {message}");
+        return ExitCode::from(1);
+    }
+    ExitCode::from(u8::try_from(out.exit_code).unwrap_or(1))
 }
 
 fn claim(args: &ClaimArgs) -> Result<(), Failure> {

@@ -1,10 +1,19 @@
-//! Pure rules: no I/O, no clock. Late-payment interest ([`interest`]), statutory fees ([`fees`])
-//! and the claim that combines them ([`claim`]), every rate and fee from the versioned data tables
-//! in `rates/*.toml` ([`tables`]).
+//! Pure rules: no I/O and no clock; every function takes the dates it needs as arguments.
+//!
+//! The collection rules: the creditor's [`policy`], [`eligibility`], civil-date arithmetic
+//! ([`dates`]), public-holiday [`calendar`]s of Norway, Sweden and Finland computed from Easter, and
+//! exact amounts ([`money`]). The late-payment rules: [`interest`], statutory [`fees`] and the
+//! [`claim`] that combines them, every rate and fee from the versioned data tables in `rates/*.toml`
+//! ([`tables`]).
 
+pub mod calendar;
 pub mod claim;
+pub mod dates;
+pub mod eligibility;
 pub mod fees;
 pub mod interest;
+pub mod money;
+pub mod policy;
 pub mod tables;
 
 use rust_decimal::{Decimal, RoundingStrategy};
