@@ -130,3 +130,44 @@ async fn shutdown_releases_the_instances_leases(store: Arc<dyn Store>) {
             .unwrap()
     );
 }
+
+#[tokio::test]
+async fn openapi_yaml_is_what_the_server_serves_and_describes_every_route() {
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml at the repository root");
+    let dir = tempfile::tempdir().unwrap();
+    let store = forfall::store::open(&forfall::store::StoreOptions {
+        url: format!("sqlite://{}/forfall.db", dir.path().display()),
+        max_connections: 2,
+    })
+    .await
+    .unwrap();
+    store.migrate().await.unwrap();
+    let server = start(store, "openapi-test").await;
+    let served = reqwest::get(format!("{}/openapi.yaml", server.base))
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.text().await.unwrap(),
+        file,
+        "openapi.yaml differs from what is served"
+    );
+    let document: serde_json::Value =
+        serde_yaml_ng::from_str(&file).expect("openapi.yaml is valid YAML");
+    assert_eq!(document["openapi"], "3.1.0");
+    let paths = document["paths"].as_object().expect("paths");
+    for (path, _) in forfall::api::routes() {
+        assert!(
+            paths.contains_key(path),
+            "route {path} is missing from openapi.yaml"
+        );
+    }
+    assert_eq!(
+        paths.len(),
+        forfall::api::routes().len(),
+        "openapi.yaml describes a route the server lacks"
+    );
+    server.stop.send(()).unwrap();
+    server.done.await.unwrap();
+}

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::routing::get;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::{MethodRouter, get};
 
 use crate::clock::Clock;
 use crate::store::Store;
@@ -45,11 +47,30 @@ impl AppState {
     }
 }
 
+/// `openapi.yaml` from the repository root, served as it is.
+pub const OPENAPI: &str = include_str!("../../openapi.yaml");
+
+/// Every route the server has, as (path, method router): the one list the router is built from and
+/// the OpenAPI test walks.
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/health/live", get(health::live)),
+        ("/health/ready", get(health::ready)),
+        ("/metrics", get(metrics::metrics)),
+        ("/openapi.yaml", get(openapi)),
+    ]
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI)
+}
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/metrics", get(metrics::metrics))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
         .fallback(|| async { Problem::not_found() })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
