@@ -34,9 +34,9 @@ macro_rules! impl_store {
             use sqlx::types::Json;
 
             use $crate::domain::{
-                Connection, ConnectionId, ConnectionStatus, Creditor, CreditorId, Customer,
-                CustomerFacts, CustomerId, Decision, EventSource, Invoice, InvoiceEvent,
-                InvoiceFacts, InvoiceId, Job, JobId, NewCreditor, SealedCredentials, Stage,
+                Connection, ConnectionId, ConnectionStatus, Creditor, CreditorId, Customer, CustomerFacts,
+                CustomerId, Decision, EventSource, Invoice, InvoiceEvent, InvoiceFacts, InvoiceId, Job,
+                JobId, NewCreditor, SealedCredentials, Stage,
             };
             use $crate::store::rows::{
                 self, CREDITOR_COLUMNS, CUSTOMER_COLUMNS, ConnectionRow, CreditorRow, CustomerRow,
@@ -44,14 +44,14 @@ macro_rules! impl_store {
             };
             use $crate::store::sql::Dialect;
             use $crate::store::{
-                Backend, JobOutcome, LifecycleUpdate, SchemaStatus, Store, StoreError, Upserted,
-                Written, lease_end, millis,
+                Backend, JobOutcome, LifecycleUpdate, SchemaStatus, Store, StoreError, Upserted, Written,
+                lease_end, millis,
             };
 
             const JOB_COLUMNS: &str = "id, creditor_id, kind, idempotency_key, payload, state, \
-                 attempts, run_after, lease_owner, lease_until, last_error";
+                         attempts, run_after, lease_owner, lease_until, last_error";
             const CONNECTION_COLUMNS: &str = "id, creditor_id, platform, credentials, \
-                 sync_cursor, status, last_error, last_synced_at";
+                         sync_cursor, status, last_error, last_synced_at";
 
             #[async_trait::async_trait]
             impl Store for $store {
@@ -111,8 +111,8 @@ macro_rules! impl_store {
                     };
                     sqlx::query(
                         "INSERT INTO creditors (id, name, organisation_number, country, \
-                         time_zone, language, policy, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                 time_zone, language, policy, created_at) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     )
                     .bind(creditor.id.as_str())
                     .bind(&creditor.name)
@@ -138,10 +138,9 @@ macro_rules! impl_store {
                 }
 
                 async fn creditor_ids(&self) -> Result<Vec<CreditorId>, StoreError> {
-                    let ids: Vec<String> =
-                        sqlx::query_scalar("SELECT id FROM creditors ORDER BY id")
-                            .fetch_all(&self.pool)
-                            .await?;
+                    let ids: Vec<String> = sqlx::query_scalar("SELECT id FROM creditors ORDER BY id")
+                        .fetch_all(&self.pool)
+                        .await?;
                     Ok(ids.into_iter().map(CreditorId).collect())
                 }
 
@@ -155,7 +154,7 @@ macro_rules! impl_store {
                     let id = ConnectionId::generate();
                     let inserted = sqlx::query(
                         "INSERT INTO connections (id, creditor_id, platform, credentials, status, \
-                         created_at) SELECT $1, id, $3, $4, $5, $6 FROM creditors WHERE id = $2",
+                                 created_at) SELECT $1, id, $3, $4, $5, $6 FROM creditors WHERE id = $2",
                     )
                     .bind(id.as_str())
                     .bind(creditor.as_str())
@@ -171,10 +170,12 @@ macro_rules! impl_store {
                             id: creditor.to_string(),
                         });
                     }
-                    self.connection(creditor, &id).await?.ok_or(StoreError::NotFound {
-                        what: "connection",
-                        id: id.to_string(),
-                    })
+                    self.connection(creditor, &id)
+                        .await?
+                        .ok_or(StoreError::NotFound {
+                            what: "connection",
+                            id: id.to_string(),
+                        })
                 }
 
                 async fn connection(
@@ -184,7 +185,7 @@ macro_rules! impl_store {
                 ) -> Result<Option<Connection>, StoreError> {
                     let row: Option<ConnectionRow> = sqlx::query_as(&format!(
                         "SELECT {CONNECTION_COLUMNS} FROM connections \
-                         WHERE creditor_id = $1 AND id = $2"
+                                 WHERE creditor_id = $1 AND id = $2"
                     ))
                     .bind(creditor.as_str())
                     .bind(id.as_str())
@@ -202,7 +203,7 @@ macro_rules! impl_store {
                 ) -> Result<(), StoreError> {
                     let updated = sqlx::query(
                         "UPDATE connections SET status = $3, last_error = $4 \
-                         WHERE creditor_id = $1 AND id = $2",
+                                 WHERE creditor_id = $1 AND id = $2",
                     )
                     .bind(creditor.as_str())
                     .bind(id.as_str())
@@ -220,13 +221,16 @@ macro_rules! impl_store {
                     facts: &CustomerFacts,
                 ) -> Result<Upserted<CustomerId>, StoreError> {
                     loop {
-                        if let Some(done) = self.upsert_customer_once(creditor, connection, facts).await? {
+                        if let Some(done) = self
+                            .upsert_customer_once(creditor, connection, facts)
+                            .await?
+                        {
                             return Ok(done);
                         }
                     }
                 }
 
-                                async fn customer(
+                async fn customer(
                     &self,
                     creditor: &CreditorId,
                     id: &CustomerId,
@@ -249,7 +253,7 @@ macro_rules! impl_store {
                 ) -> Result<(), StoreError> {
                     let updated = sqlx::query(
                         "UPDATE customers SET opt_out = $3, version = version + 1 \
-                         WHERE creditor_id = $1 AND id = $2",
+                                 WHERE creditor_id = $1 AND id = $2",
                     )
                     .bind(creditor.as_str())
                     .bind(customer.as_str())
@@ -269,15 +273,16 @@ macro_rules! impl_store {
                 ) -> Result<Upserted<InvoiceId>, StoreError> {
                     let stored = StoredFacts::of(facts)?;
                     loop {
-                        if let Some(done) =
-                            self.upsert_invoice_once(creditor, connection, &stored, source, now).await?
+                        if let Some(done) = self
+                            .upsert_invoice_once(creditor, connection, &stored, source, now)
+                            .await?
                         {
                             return Ok(done);
                         }
                     }
                 }
 
-                                async fn set_invoice_opt_out(
+                async fn set_invoice_opt_out(
                     &self,
                     creditor: &CreditorId,
                     invoice: &InvoiceId,
@@ -288,7 +293,7 @@ macro_rules! impl_store {
                     let mut tx = self.begin_write().await?;
                     let updated = sqlx::query(
                         "UPDATE invoices SET opt_out = $3, version = version + 1, updated_at = $4 \
-                         WHERE creditor_id = $1 AND id = $2 AND opt_out <> $3",
+                                 WHERE creditor_id = $1 AND id = $2 AND opt_out <> $3",
                     )
                     .bind(creditor.as_str())
                     .bind(invoice.as_str())
@@ -337,7 +342,7 @@ macro_rules! impl_store {
                 ) -> Result<Vec<InvoiceEvent>, StoreError> {
                     let rows: Vec<EventRow> = sqlx::query_as(
                         "SELECT seq, invoice_id, at, source, kind, change FROM invoice_events \
-                         WHERE creditor_id = $1 AND invoice_id = $2 ORDER BY seq",
+                                 WHERE creditor_id = $1 AND invoice_id = $2 ORDER BY seq",
                     )
                     .bind(creditor.as_str())
                     .bind(invoice.as_str())
@@ -352,13 +357,12 @@ macro_rules! impl_store {
                     day: NaiveDate,
                     limit: u32,
                 ) -> Result<Vec<Invoice>, StoreError> {
-                    let rows: Vec<InvoiceRow> =
-                        sqlx::query_as(&$crate::store::sql::invoices_due_sql())
-                            .bind(creditor.as_str())
-                            .bind(day)
-                            .bind(i64::from(limit))
-                            .fetch_all(&self.pool)
-                            .await?;
+                    let rows: Vec<InvoiceRow> = sqlx::query_as(&$crate::store::sql::invoices_due_sql())
+                        .bind(creditor.as_str())
+                        .bind(day)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
                     rows::collect(rows)
                 }
 
@@ -398,8 +402,8 @@ macro_rules! impl_store {
                     let mut tx = self.begin_write().await?;
                     let updated = sqlx::query(
                         "UPDATE invoices SET stage = $4, next_action_on = $5, lifecycle = $6, \
-                         version = version + 1, updated_at = $7 \
-                         WHERE creditor_id = $1 AND id = $2 AND version = $3",
+                                 version = version + 1, updated_at = $7 \
+                                 WHERE creditor_id = $1 AND id = $2 AND version = $3",
                     )
                     .bind(creditor.as_str())
                     .bind(invoice.as_str())
@@ -433,7 +437,7 @@ macro_rules! impl_store {
                     for decision in &update.decisions {
                         sqlx::query(
                             "INSERT INTO decisions (creditor_id, invoice_id, on_day, at, rule, \
-                             inputs, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                                     inputs, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         )
                         .bind(creditor.as_str())
                         .bind(invoice.as_str())
@@ -449,9 +453,9 @@ macro_rules! impl_store {
                         // The same work enqueued twice stays one job.
                         sqlx::query(
                             "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, \
-                             state, attempts, run_after, created_at, updated_at) \
-                             VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $7) \
-                             ON CONFLICT (idempotency_key) DO NOTHING",
+                                     state, attempts, run_after, created_at, updated_at) \
+                                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $7) \
+                                     ON CONFLICT (idempotency_key) DO NOTHING",
                         )
                         .bind(JobId::generate().as_str())
                         .bind(creditor.as_str())
@@ -474,7 +478,7 @@ macro_rules! impl_store {
                 ) -> Result<Vec<Decision>, StoreError> {
                     let rows: Vec<DecisionRow> = sqlx::query_as(
                         "SELECT seq, invoice_id, on_day, at, rule, inputs, outcome FROM decisions \
-                         WHERE creditor_id = $1 AND invoice_id = $2 ORDER BY seq",
+                                 WHERE creditor_id = $1 AND invoice_id = $2 ORDER BY seq",
                     )
                     .bind(creditor.as_str())
                     .bind(invoice.as_str())
@@ -494,12 +498,12 @@ macro_rules! impl_store {
                     let mut tx = self.begin_write().await?;
                     let mut rows: Vec<JobRow> = sqlx::query_as(&format!(
                         "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, \
-                         attempts = attempts + 1, updated_at = $3 \
-                         WHERE id IN (SELECT id FROM jobs \
-                           WHERE (state = 'pending' AND run_after <= $3) \
-                              OR (state = 'running' AND lease_until <= $3) \
-                           ORDER BY run_after, id LIMIT $4{}) \
-                         RETURNING {JOB_COLUMNS}",
+                                 attempts = attempts + 1, updated_at = $3 \
+                                 WHERE id IN (SELECT id FROM jobs \
+                                   WHERE (state = 'pending' AND run_after <= $3) \
+                                      OR (state = 'running' AND lease_until <= $3) \
+                                   ORDER BY run_after, id LIMIT $4{}) \
+                                 RETURNING {JOB_COLUMNS}",
                         Self::SKIP_LOCKED
                     ))
                     .bind(owner)
@@ -529,8 +533,8 @@ macro_rules! impl_store {
                     };
                     let updated = sqlx::query(
                         "UPDATE jobs SET state = $3, run_after = COALESCE($4, run_after), \
-                         last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
-                         WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                                 last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
+                                 WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
                     )
                     .bind(job.as_str())
                     .bind(owner)
@@ -546,7 +550,7 @@ macro_rules! impl_store {
                 async fn jobs(&self, creditor: &CreditorId) -> Result<Vec<Job>, StoreError> {
                     let rows: Vec<JobRow> = sqlx::query_as(&format!(
                         "SELECT {JOB_COLUMNS} FROM jobs WHERE creditor_id = $1 \
-                         ORDER BY created_at, id"
+                                 ORDER BY created_at, id"
                     ))
                     .bind(creditor.as_str())
                     .fetch_all(&self.pool)
@@ -564,10 +568,10 @@ macro_rules! impl_store {
                     let until = lease_end(now, ttl)?;
                     let holder: Option<String> = sqlx::query_scalar(
                         "INSERT INTO leases (name, owner, expires_at) VALUES ($1, $2, $3) \
-                         ON CONFLICT (name) DO UPDATE \
-                         SET owner = excluded.owner, expires_at = excluded.expires_at \
-                         WHERE leases.owner = excluded.owner OR leases.expires_at <= $4 \
-                         RETURNING owner",
+                                 ON CONFLICT (name) DO UPDATE \
+                                 SET owner = excluded.owner, expires_at = excluded.expires_at \
+                                 WHERE leases.owner = excluded.owner OR leases.expires_at <= $4 \
+                                 RETURNING owner",
                     )
                     .bind(name)
                     .bind(owner)
@@ -595,7 +599,7 @@ macro_rules! impl_store {
                         .await?;
                     sqlx::query(
                         "UPDATE jobs SET state = 'pending', lease_owner = NULL, \
-                         lease_until = NULL WHERE lease_owner = $1 AND state = 'running'",
+                                 lease_until = NULL WHERE lease_owner = $1 AND state = 'running'",
                     )
                     .bind(owner)
                     .execute(&mut *tx)
@@ -616,7 +620,7 @@ macro_rules! impl_store {
             ) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO invoice_events (creditor_id, invoice_id, at, source, kind, \
-                     change) VALUES ($1, $2, $3, $4, $5, $6)",
+                             change) VALUES ($1, $2, $3, $4, $5, $6)",
                 )
                 .bind(creditor.as_str())
                 .bind(invoice.as_str())
@@ -636,11 +640,8 @@ macro_rules! impl_store {
                     <$db as sqlx::Database>::Arguments<'q>,
                 >,
                 facts: &'q CustomerFacts,
-            ) -> sqlx::query::Query<
-                'q,
-                $db,
-                <$db as sqlx::Database>::Arguments<'q>,
-            > {
+            ) -> sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments<'q>>
+            {
                 query
                     .bind(facts.kind.as_str())
                     .bind(&facts.name)
@@ -688,191 +689,191 @@ macro_rules! impl_store {
                     }
                 }
 
-        async fn upsert_customer_once(
-    &self,
-    creditor: &CreditorId,
-    connection: &ConnectionId,
-    facts: &CustomerFacts,
-) -> Result<Option<Upserted<CustomerId>>, StoreError> {
-    let mut tx = self.begin_write().await?;
-            let existing: Option<CustomerRow> = sqlx::query_as(&format!(
-                "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creditor_id = $1 \
-                 AND connection_id = $2 AND platform_id = $3{}",
-                Self::LOCK_FOR_UPDATE
-            ))
-            .bind(creditor.as_str())
-            .bind(connection.as_str())
-            .bind(&facts.platform_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let (id, written) = match existing {
-                Some(row) if row.facts()? == *facts => {
-                    (CustomerId::from(row.id()), Written::Unchanged)
-                }
-                Some(row) => {
-                    let id = CustomerId::from(row.id());
-                    bind_customer(
-                        sqlx::query(
-                            "UPDATE customers SET kind = $3, name = $4, \
-                             organisation_number = $5, national_id = $6, email = $7, \
-                             postal_address = $8, version = version + 1 \
-                             WHERE creditor_id = $1 AND id = $2",
-                        )
-                        .bind(creditor.as_str())
-                        .bind(id.as_str()),
-                        facts,
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                    (id, Written::Changed)
-                }
-                None => {
-                    let id = CustomerId::generate();
-                    let inserted = bind_customer(
-                        sqlx::query(
-                            "INSERT INTO customers (creditor_id, id, kind, name, \
-                             organisation_number, national_id, email, postal_address, \
-                             connection_id, platform_id) \
-                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-                             FROM connections WHERE creditor_id = $1 AND id = $9 \
-                             ON CONFLICT (creditor_id, connection_id, platform_id) \
-                             DO NOTHING",
-                        )
-                        .bind(creditor.as_str())
-                        .bind(id.as_str()),
-                        facts,
-                    )
+                async fn upsert_customer_once(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    facts: &CustomerFacts,
+                ) -> Result<Option<Upserted<CustomerId>>, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let existing: Option<CustomerRow> = sqlx::query_as(&format!(
+                        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND platform_id = $3{}",
+                        Self::LOCK_FOR_UPDATE
+                    ))
+                    .bind(creditor.as_str())
                     .bind(connection.as_str())
                     .bind(&facts.platform_id)
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                    if inserted.rows_affected() == 0 {
-                        return self.lost_insert_race(creditor, connection, tx).await;
+                    let (id, written) = match existing {
+                        Some(row) if row.facts()? == *facts => {
+                            (CustomerId::from(row.id()), Written::Unchanged)
+                        }
+                        Some(row) => {
+                            let id = CustomerId::from(row.id());
+                            bind_customer(
+                                sqlx::query(
+                                    "UPDATE customers SET kind = $3, name = $4, \
+                                     organisation_number = $5, national_id = $6, email = $7, \
+                                     postal_address = $8, version = version + 1 \
+                                     WHERE creditor_id = $1 AND id = $2",
+                                )
+                                .bind(creditor.as_str())
+                                .bind(id.as_str()),
+                                facts,
+                            )
+                            .execute(&mut *tx)
+                            .await?;
+                            (id, Written::Changed)
+                        }
+                        None => {
+                            let id = CustomerId::generate();
+                            let inserted = bind_customer(
+                                sqlx::query(
+                                    "INSERT INTO customers (creditor_id, id, kind, name, \
+                                     organisation_number, national_id, email, postal_address, \
+                                     connection_id, platform_id) \
+                                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+                                     FROM connections WHERE creditor_id = $1 AND id = $9 \
+                                     ON CONFLICT (creditor_id, connection_id, platform_id) \
+                                     DO NOTHING",
+                                )
+                                .bind(creditor.as_str())
+                                .bind(id.as_str()),
+                                facts,
+                            )
+                            .bind(connection.as_str())
+                            .bind(&facts.platform_id)
+                            .execute(&mut *tx)
+                            .await?;
+                            if inserted.rows_affected() == 0 {
+                                return self.lost_insert_race(creditor, connection, tx).await;
+                            }
+                            (id, Written::Created)
+                        }
+                    };
+                    if written != Written::Unchanged {
+                        // Invoices that arrived before their customer now find it.
+                        sqlx::query(
+                            "UPDATE invoices SET customer_id = $3 WHERE creditor_id = $1 \
+                             AND connection_id = $2 AND customer_platform_id = $4 \
+                             AND customer_id IS NULL",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(connection.as_str())
+                        .bind(id.as_str())
+                        .bind(&facts.platform_id)
+                        .execute(&mut *tx)
+                        .await?;
                     }
-                    (id, Written::Created)
+                    tx.commit().await?;
+                    Ok(Some(Upserted { id, written }))
                 }
-            };
-            if written != Written::Unchanged {
-                // Invoices that arrived before their customer now find it.
-                sqlx::query(
-                    "UPDATE invoices SET customer_id = $3 WHERE creditor_id = $1 \
-                     AND connection_id = $2 AND customer_platform_id = $4 \
-                     AND customer_id IS NULL",
-                )
-                .bind(creditor.as_str())
-                .bind(connection.as_str())
-                .bind(id.as_str())
-                .bind(&facts.platform_id)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-            Ok(Some(Upserted { id, written }))
-        }
 
-        async fn upsert_invoice_once(
-    &self,
-    creditor: &CreditorId,
-    connection: &ConnectionId,
-    stored: &StoredFacts,
-    source: EventSource,
-    now: DateTime<Utc>,
-) -> Result<Option<Upserted<InvoiceId>>, StoreError> {
-            let facts = &stored.normalized;
-            let mut tx = self.begin_write().await?;
-            let existing: Option<InvoiceRow> = sqlx::query_as(&format!(
-                "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
-                 AND connection_id = $2 AND platform_id = $3{}",
-                Self::LOCK_FOR_UPDATE
-            ))
-            .bind(creditor.as_str())
-            .bind(connection.as_str())
-            .bind(&facts.platform_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let (id, written, kind, change) = match existing {
-                Some(row) => {
-                    let before = row.facts()?;
-                    let id = InvoiceId::from(row.id());
-                    if before == *facts {
-                        // Nothing new: no write at all.
-                        tx.rollback().await?;
-                        return Ok(Some(Upserted {
-                            id,
-                            written: Written::Unchanged,
-                        }));
-                    }
-                    sqlx::query(
-                        "UPDATE invoices SET number = $4, customer_platform_id = $5, \
-                         issued = $6, due = $7, currency = $8, amount_minor = $9, \
-                         outstanding_minor = $10, payment_reference = $11, \
-                         customer_id = (SELECT c.id FROM customers c \
-                           WHERE c.creditor_id = $1 AND c.connection_id = $3 \
-                           AND c.platform_id = $5), \
-                         version = version + 1, updated_at = $12 \
-                         WHERE creditor_id = $1 AND id = $2",
-                    )
+                async fn upsert_invoice_once(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    stored: &StoredFacts,
+                    source: EventSource,
+                    now: DateTime<Utc>,
+                ) -> Result<Option<Upserted<InvoiceId>>, StoreError> {
+                    let facts = &stored.normalized;
+                    let mut tx = self.begin_write().await?;
+                    let existing: Option<InvoiceRow> = sqlx::query_as(&format!(
+                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND platform_id = $3{}",
+                        Self::LOCK_FOR_UPDATE
+                    ))
                     .bind(creditor.as_str())
-                    .bind(id.as_str())
-                    .bind(connection.as_str())
-                    .bind(&facts.number)
-                    .bind(&facts.customer_platform_id)
-                    .bind(facts.issued)
-                    .bind(facts.due)
-                    .bind(facts.currency.code())
-                    .bind(stored.amount_minor)
-                    .bind(stored.outstanding_minor)
-                    .bind(&facts.payment_reference)
-                    .bind(millis(now))
-                    .execute(&mut *tx)
-                    .await?;
-                    let change = serde_json::Value::Object(before.changes_to(facts));
-                    (id, Written::Changed, "changed", change)
-                }
-                None => {
-                    let id = InvoiceId::generate();
-                    let inserted = sqlx::query(
-                        "INSERT INTO invoices (creditor_id, id, connection_id, \
-                         platform_id, number, customer_platform_id, issued, due, \
-                         currency, amount_minor, outstanding_minor, payment_reference, \
-                         customer_id, stage, next_action_on, lifecycle, version, \
-                         created_at, updated_at) \
-                         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                           (SELECT c.id FROM customers c WHERE c.creditor_id = $1 \
-                            AND c.connection_id = $3 AND c.platform_id = $6), \
-                           $13, $8, $14, 1, $15, $15 \
-                         FROM connections WHERE creditor_id = $1 AND id = $3 \
-                         ON CONFLICT (creditor_id, connection_id, platform_id) DO NOTHING",
-                    )
-                    .bind(creditor.as_str())
-                    .bind(id.as_str())
                     .bind(connection.as_str())
                     .bind(&facts.platform_id)
-                    .bind(&facts.number)
-                    .bind(&facts.customer_platform_id)
-                    .bind(facts.issued)
-                    .bind(facts.due)
-                    .bind(facts.currency.code())
-                    .bind(stored.amount_minor)
-                    .bind(stored.outstanding_minor)
-                    .bind(&facts.payment_reference)
-                    .bind(Stage::Open.as_str())
-                    .bind(Json(serde_json::json!({})))
-                    .bind(millis(now))
-                    .execute(&mut *tx)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                    if inserted.rows_affected() == 0 {
-                        return self.lost_insert_race(creditor, connection, tx).await;
-                    }
-                    let change = serde_json::to_value(facts)
-                        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                    (id, Written::Created, "created", change)
+                    let (id, written, kind, change) = match existing {
+                        Some(row) => {
+                            let before = row.facts()?;
+                            let id = InvoiceId::from(row.id());
+                            if before == *facts {
+                                // Nothing new: no write at all.
+                                tx.rollback().await?;
+                                return Ok(Some(Upserted {
+                                    id,
+                                    written: Written::Unchanged,
+                                }));
+                            }
+                            sqlx::query(
+                                "UPDATE invoices SET number = $4, customer_platform_id = $5, \
+                                 issued = $6, due = $7, currency = $8, amount_minor = $9, \
+                                 outstanding_minor = $10, payment_reference = $11, \
+                                 customer_id = (SELECT c.id FROM customers c \
+                                   WHERE c.creditor_id = $1 AND c.connection_id = $3 \
+                                   AND c.platform_id = $5), \
+                                 version = version + 1, updated_at = $12 \
+                                 WHERE creditor_id = $1 AND id = $2",
+                            )
+                            .bind(creditor.as_str())
+                            .bind(id.as_str())
+                            .bind(connection.as_str())
+                            .bind(&facts.number)
+                            .bind(&facts.customer_platform_id)
+                            .bind(facts.issued)
+                            .bind(facts.due)
+                            .bind(facts.currency.code())
+                            .bind(stored.amount_minor)
+                            .bind(stored.outstanding_minor)
+                            .bind(&facts.payment_reference)
+                            .bind(millis(now))
+                            .execute(&mut *tx)
+                            .await?;
+                            let change = serde_json::Value::Object(before.changes_to(facts));
+                            (id, Written::Changed, "changed", change)
+                        }
+                        None => {
+                            let id = InvoiceId::generate();
+                            let inserted = sqlx::query(
+                                "INSERT INTO invoices (creditor_id, id, connection_id, \
+                                 platform_id, number, customer_platform_id, issued, due, \
+                                 currency, amount_minor, outstanding_minor, payment_reference, \
+                                 customer_id, stage, next_action_on, lifecycle, version, \
+                                 created_at, updated_at) \
+                                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                                   (SELECT c.id FROM customers c WHERE c.creditor_id = $1 \
+                                    AND c.connection_id = $3 AND c.platform_id = $6), \
+                                   $13, $8, $14, 1, $15, $15 \
+                                 FROM connections WHERE creditor_id = $1 AND id = $3 \
+                                 ON CONFLICT (creditor_id, connection_id, platform_id) DO NOTHING",
+                            )
+                            .bind(creditor.as_str())
+                            .bind(id.as_str())
+                            .bind(connection.as_str())
+                            .bind(&facts.platform_id)
+                            .bind(&facts.number)
+                            .bind(&facts.customer_platform_id)
+                            .bind(facts.issued)
+                            .bind(facts.due)
+                            .bind(facts.currency.code())
+                            .bind(stored.amount_minor)
+                            .bind(stored.outstanding_minor)
+                            .bind(&facts.payment_reference)
+                            .bind(Stage::Open.as_str())
+                            .bind(Json(serde_json::json!({})))
+                            .bind(millis(now))
+                            .execute(&mut *tx)
+                            .await?;
+                            if inserted.rows_affected() == 0 {
+                                return self.lost_insert_race(creditor, connection, tx).await;
+                            }
+                            let change = serde_json::to_value(facts)
+                                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                            (id, Written::Created, "created", change)
+                        }
+                    };
+                    append_event(&mut tx, creditor, &id, now, source, kind, &change).await?;
+                    tx.commit().await?;
+                    Ok(Some(Upserted { id, written }))
                 }
-            };
-            append_event(&mut tx, creditor, &id, now, source, kind, &change).await?;
-            tx.commit().await?;
-            Ok(Some(Upserted { id, written }))
-        }
             }
         };
     };
