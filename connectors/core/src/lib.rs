@@ -6,6 +6,8 @@
 //! [`RemoteChange`], and Forfall's payments and status notes into the platform's calls. It declares
 //! what it can do in [`Capabilities`] rather than pretending.
 
+pub mod client;
+
 use std::time::Duration;
 
 use chrono::NaiveDate;
