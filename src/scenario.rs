@@ -14,10 +14,16 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
 use thiserror::Error;
 
+use chrono::Datelike;
+
 use crate::lifecycle::{DisputeOutcome, Event, PaymentVia};
 use crate::rules::dates::parse_civil_date;
 use crate::rules::money::parse_amount;
 use crate::rules::policy::{Policy, kind};
+
+/// The years a scenario's dates may fall in. Limitation (at most 30 years) and the other periods
+/// computed from them then stay within four-digit years.
+pub const SCENARIO_YEARS: std::ops::RangeInclusive<i32> = 1900..=2999;
 
 /// The path of a problem that concerns the whole document.
 pub const DOCUMENT_PATH: &str = "(document)";
@@ -487,8 +493,20 @@ impl<'a> Obj<'a> {
 
     fn date_value(&self, key: &str, value: &'a Value) -> Result<NaiveDate> {
         let text = self.str_value(key, value)?;
-        parse_civil_date(text)
-            .ok_or_else(|| self.err(key, format!("not a valid date YYYY-MM-DD: {text:?}")))
+        let date = parse_civil_date(text)
+            .ok_or_else(|| self.err(key, format!("not a valid date YYYY-MM-DD: {text:?}")))?;
+        if !SCENARIO_YEARS.contains(&date.year()) {
+            return Err(self.err(
+                key,
+                format!(
+                    "{text} is outside the years a scenario may use ({}–{}): every date the engine \
+                     derives from it must still be a YYYY-MM-DD date",
+                    SCENARIO_YEARS.start(),
+                    SCENARIO_YEARS.end()
+                ),
+            ));
+        }
+        Ok(date)
     }
 
     fn req_date(&self, key: &str) -> Result<NaiveDate> {

@@ -167,10 +167,19 @@ fn deeply_nested_json_is_an_error_not_a_stack_overflow() {
 fn huge_numbers_and_extreme_dates_are_errors_or_run_safely() {
     let text = r#"{"from":"0001-01-01","until":"9999-12-31","policy":{"notice_days":1e400}}"#;
     assert!(Scenario::from_slice(text.as_bytes()).is_err());
-    let text = r#"{"from":"9999-12-01","until":"9999-12-31","policy":{"notice_days":365,"limitation_years":30},
+    // Years past 2999 are refused: dates derived from them would leave YYYY-MM-DD.
+    let text = r#"{"from":"9999-12-01","until":"9999-12-31"}"#;
+    let error = Scenario::from_slice(text.as_bytes()).unwrap_err();
+    assert_eq!(error.path, "from");
+    // The extremes that are allowed run safely, and every date printed is still YYYY-MM-DD.
+    let text = r#"{"from":"2999-12-01","until":"2999-12-31","policy":{"notice_days":365,"limitation_years":30},
         "customers":[{"id":"C"}],
-        "invoices":[{"id":"I","customer":"C","issued":"9999-12-30","due":"9999-12-31","amount":"999999999999.99"}],
-        "events":[{"on":"9999-12-31","type":"payment","invoice":"I","amount":"999999999999.99","via":"creditor"}]}"#;
+        "invoices":[{"id":"I","customer":"C","issued":"2999-12-30","due":"2999-12-31","amount":"999999999999.99"},
+                    {"id":"J","customer":"C","issued":"2999-12-01","due":"2999-12-02","amount":"999999999999.99"}],
+        "events":[{"on":"2999-12-31","type":"payment","invoice":"I","amount":"999999999999.99","via":"creditor"}]}"#;
     let scenario = Scenario::from_slice(text.as_bytes()).unwrap();
-    let _ = run(&scenario);
+    for decision in run(&scenario) {
+        let line = serde_json::Value::Object(decision.to_json(false)).to_string();
+        assert!(!line.contains("\"+"), "{line}");
+    }
 }

@@ -555,7 +555,11 @@ fn case_event(
         (_, Event::CreditNote { .. }) if collecting && change.settled_now => {
             withdraw(state, case, day, "case.credited_in_full", event)
         }
-        (Active, Event::Dispute { .. }) if state.facts.is_fully_disputed() => {
+        // A dispute is full when it covers all that is still owed: raised as such, or made so by
+        // a later partial payment or credit. Either way the case pauses.
+        (Active, Event::Dispute { .. } | Event::Payment { .. } | Event::CreditNote { .. })
+            if state.facts.is_fully_disputed() =>
+        {
             hold(state, case, day, event)
         }
         (Held, Event::Dispute { .. }) if !state.facts.is_fully_disputed() => {
@@ -898,6 +902,38 @@ mod tests {
     }
 
     #[test]
+    fn a_partial_dispute_made_full_by_a_later_payment_or_credit_holds_the_case() {
+        let policy = Policy::default();
+        for later in [
+            Event::Payment {
+                amount: dec!(700.00),
+                via: PaymentVia::Collection,
+            },
+            Event::Payment {
+                amount: dec!(700.00),
+                via: PaymentVia::Creditor,
+            },
+            Event::CreditNote {
+                amount: dec!(700.00),
+            },
+        ] {
+            let mut state = transferred(&policy);
+            let dispute = Event::Dispute {
+                amount: Some(dec!(300.00)),
+            };
+            assert!(apply_event(&policy, &mut state, &dispute, d("2026-11-23")).is_empty());
+            let out = apply_event(&policy, &mut state, &later, d("2026-11-24"));
+            assert_eq!(
+                kinds(&out),
+                [ActionKind::Held {
+                    reason: Reason::Disputed
+                }],
+                "{later:?}"
+            );
+        }
+    }
+
+    #[test]
     fn narrowing_a_dispute_while_held_releases_the_case() {
         let policy = Policy::default();
         let mut state = transferred(&policy);
@@ -926,7 +962,7 @@ mod tests {
     }
 
     #[test]
-    fn partial_dispute_after_transfer_emits_nothing_and_debtor_win_that_leaves_nothing_withdraws() {
+    fn partial_dispute_after_transfer_emits_nothing_until_it_covers_all_that_is_owed() {
         let policy = Policy::default();
         let mut state = transferred(&policy);
         let partial = Event::Dispute {
@@ -937,7 +973,14 @@ mod tests {
             amount: dec!(600),
             via: PaymentVia::Collection,
         };
-        assert!(apply_event(&policy, &mut state, &payment, d("2026-11-23")).is_empty());
+        // 1000 − 600 leaves 400 owed, all of it disputed: the case pauses.
+        let out = apply_event(&policy, &mut state, &payment, d("2026-11-23"));
+        assert_eq!(
+            kinds(&out),
+            [ActionKind::Held {
+                reason: Reason::Disputed
+            }]
+        );
         let upheld = Event::DisputeResolved {
             outcome: DisputeOutcome::DebtorUpheld,
         };
