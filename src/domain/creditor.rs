@@ -85,6 +85,21 @@ pub enum Language {
     En,
 }
 
+impl Language {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Language::Nb => "nb",
+            Language::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Language> {
+        [Language::Nb, Language::En]
+            .into_iter()
+            .find(|language| language.as_str() == s)
+    }
+}
+
 /// The business that issued the invoices: Forfall's tenant. All its data is reached through its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Creditor {

@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use super::StoreError;
 use crate::domain::{
     Connection, ConnectionStatus, Creditor, Currency, Decision, Dispute, EventSource, Invoice,
-    InvoiceEvent, InvoiceFacts, Job, JobState, Money, SealedCredentials, Stage,
+    InvoiceEvent, InvoiceFacts, Job, JobState, Language, Money, SealedCredentials, Stage,
 };
 
 pub(super) const CREDITOR_COLUMNS: &str =
@@ -59,8 +59,8 @@ impl TryFrom<CreditorRow> for Creditor {
                 .time_zone
                 .parse()
                 .map_err(|_| corrupt("time zone", &r.time_zone))?,
-            language: serde_json::from_value(serde_json::Value::String(r.language.clone()))
-                .map_err(|_| corrupt("language", &r.language))?,
+            language: Language::parse(&r.language)
+                .ok_or_else(|| corrupt("language", &r.language))?,
             policy: r.policy.0,
         })
     }

@@ -105,10 +105,6 @@ macro_rules! impl_store {
                         language: new.language,
                         policy: new.policy.clone(),
                     };
-                    let language = match creditor.language {
-                        $crate::domain::Language::Nb => "nb",
-                        $crate::domain::Language::En => "en",
-                    };
                     sqlx::query(
                         "INSERT INTO creditors (id, name, organisation_number, country, \
                                  time_zone, language, policy, created_at) \
@@ -119,7 +115,7 @@ macro_rules! impl_store {
                     .bind(&creditor.organisation_number)
                     .bind(creditor.country.code())
                     .bind(creditor.time_zone.name())
-                    .bind(language)
+                    .bind(creditor.language.as_str())
                     .bind(Json(&creditor.policy))
                     .bind(millis(now))
                     .execute(&self.pool)
@@ -303,15 +299,8 @@ macro_rules! impl_store {
                     .await?;
                     if updated.rows_affected() == 0 {
                         // Either already so (nothing to write) or not this creditor's invoice.
-                        let exists: Option<i64> = sqlx::query_scalar(
-                            "SELECT version FROM invoices WHERE creditor_id = $1 AND id = $2",
-                        )
-                        .bind(creditor.as_str())
-                        .bind(invoice.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        tx.rollback().await?;
-                        return found(u64::from(exists.is_some()), "invoice", invoice.as_str());
+                        let exists = invoice_exists_then_roll_back(tx, creditor, invoice).await?;
+                        return found(u64::from(exists), "invoice", invoice.as_str());
                     }
                     let kind = if opt_out { "opted_out" } else { "opted_in" };
                     let change = serde_json::json!({ "opt_out": opt_out });
@@ -415,23 +404,12 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                     if updated.rows_affected() == 0 {
-                        let exists: Option<i64> = sqlx::query_scalar(
-                            "SELECT version FROM invoices WHERE creditor_id = $1 AND id = $2",
-                        )
-                        .bind(creditor.as_str())
-                        .bind(invoice.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                        tx.rollback().await?;
-                        return Err(match exists {
-                            Some(_) => StoreError::Conflict {
-                                what: "invoice",
-                                id: invoice.to_string(),
-                            },
-                            None => StoreError::NotFound {
-                                what: "invoice",
-                                id: invoice.to_string(),
-                            },
+                        let exists = invoice_exists_then_roll_back(tx, creditor, invoice).await?;
+                        let id = invoice.to_string();
+                        return Err(if exists {
+                            StoreError::Conflict { what: "invoice", id }
+                        } else {
+                            StoreError::NotFound { what: "invoice", id }
                         });
                     }
                     for decision in &update.decisions {
@@ -649,6 +627,25 @@ macro_rules! impl_store {
                     .bind(facts.national_id.as_ref().map(|n| n.0.as_str()))
                     .bind(&facts.email)
                     .bind(facts.postal_address.as_ref().map(Json))
+            }
+
+            /// After an update of an invoice that wrote nothing: undoes the transaction and says
+            /// whether the invoice exists for this creditor (so the caller can tell "already so" or
+            /// "changed meanwhile" from "not this creditor's").
+            async fn invoice_exists_then_roll_back(
+                mut tx: sqlx::Transaction<'_, $db>,
+                creditor: &CreditorId,
+                invoice: &InvoiceId,
+            ) -> Result<bool, StoreError> {
+                let version: Option<i64> = sqlx::query_scalar(
+                    "SELECT version FROM invoices WHERE creditor_id = $1 AND id = $2",
+                )
+                .bind(creditor.as_str())
+                .bind(invoice.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+                tx.rollback().await?;
+                Ok(version.is_some())
             }
 
             fn found(rows: u64, what: &'static str, id: &str) -> Result<(), StoreError> {
