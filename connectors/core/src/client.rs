@@ -36,6 +36,9 @@ pub struct HttpSettings {
     pub requests_per_second: NonZeroU32,
     /// The platform's "requests left" and "seconds until reset" headers, if it sends them.
     pub rate_limit_headers: Option<(&'static str, &'static str)>,
+    /// Reads the platform's own error body into a one-line explanation (its code and message,
+    /// never personal data); without it errors carry a short excerpt of the body.
+    pub error_detail: Option<fn(&[u8]) -> Option<String>>,
 }
 
 impl Default for HttpSettings {
@@ -48,6 +51,7 @@ impl Default for HttpSettings {
             max_body_bytes: 16 * 1024 * 1024,
             requests_per_second: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             rate_limit_headers: None,
+            error_detail: None,
         }
     }
 }
@@ -220,7 +224,7 @@ impl PlatformClient {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "platform call"
         );
-        classify(status, headers, body)
+        classify(status, headers, body, self.settings.error_detail)
     }
 
     async fn read_capped(&self, mut answer: reqwest::Response) -> Result<Vec<u8>, ConnectorError> {
@@ -300,25 +304,31 @@ fn classify(
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
+    error_detail: Option<fn(&[u8]) -> Option<String>>,
 ) -> Result<Response, ConnectorError> {
+    let detail = |body: &[u8]| {
+        error_detail
+            .and_then(|read| read(body))
+            .unwrap_or_else(|| excerpt(body))
+    };
     match status.as_u16() {
         200..=299 => Ok(Response {
             status,
             headers,
             body,
         }),
-        401 => Err(ConnectorError::Unauthorized(excerpt(&body))),
+        401 => Err(ConnectorError::Unauthorized(detail(&body))),
         404 => Err(ConnectorError::NotFound),
         429 => Err(ConnectorError::RateLimited {
             retry_after: retry_after(&headers),
         }),
         408 | 500..=599 => Err(ConnectorError::Transient(format!(
             "{status}: {}",
-            excerpt(&body)
+            detail(&body)
         ))),
         code => Err(ConnectorError::Rejected {
             status: code,
-            detail: excerpt(&body),
+            detail: detail(&body),
         }),
     }
 }
@@ -387,6 +397,7 @@ mod tests {
                 StatusCode::from_u16(code).unwrap(),
                 HeaderMap::new(),
                 b"x".to_vec(),
+                None,
             )
         };
         assert!(status(200).is_ok());

@@ -10,7 +10,7 @@ pub mod client;
 
 use std::time::Duration;
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -67,25 +67,53 @@ pub struct RemoteCustomer {
 pub struct RemoteInvoice {
     pub id: RemoteId,
     pub number: String,
-    pub customer: RemoteId,
+    /// The customer, as the platform describes it at the time of reading.
+    pub customer: RemoteCustomer,
     pub issued: NaiveDate,
     pub due: NaiveDate,
     /// ISO 4217.
     pub currency: String,
-    /// Negative for a credit note.
+    /// The invoiced amount, VAT included.
     pub amount: Decimal,
+    /// What is still unpaid of `amount` (reminder fees excluded).
     pub outstanding: Decimal,
     /// KID, OCR or viitenumero.
     pub payment_reference: Option<String>,
-    /// The invoice was credited (fully or partly) by a credit note on the platform.
+    /// The invoice was credited (fully or partly) by a credit note on the platform, so a drop in
+    /// `outstanding` is a credit, not a payment.
     pub credited: bool,
 }
 
-/// One page of a listing, and where the next one starts (`None`: this was the last).
+/// A half-open range of invoice dates `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DateRange {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+/// What a listing call is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub next: Option<Cursor>,
+pub struct ListRequest {
+    /// Where to resume: `None` starts a pass from the beginning.
+    pub cursor: Option<Cursor>,
+    /// Read everything again, skipping nothing the platform says is unchanged (the nightly resync).
+    pub full: bool,
+    /// Today in the creditor's time zone (from the gateway's clock): date windows end here.
+    pub today: NaiveDate,
+}
+
+/// One page of open invoices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub items: Vec<RemoteInvoice>,
+    /// Where the next call resumes. On the last page of a pass, where the next pass starts (it may
+    /// carry what the connector needs to skip unchanged data next time).
+    pub cursor: Cursor,
+    /// This page ends the pass.
+    pub last: bool,
+    /// Invoice-date ranges skipped because the platform says nothing in them changed since the
+    /// last pass: the open invoices the gateway knows from those dates are still open as they were.
+    pub unchanged: Vec<DateRange>,
 }
 
 /// What a webhook says changed. Usually only an id: the gateway then reads the invoice itself, so a
@@ -93,10 +121,22 @@ pub struct Page<T> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteChange {
     InvoiceChanged(RemoteId),
+    /// The invoice no longer exists on the platform.
     InvoiceDeleted(RemoteId),
-    CustomerChanged(RemoteId),
     /// The delivery carried the whole invoice (the generic connector's `invoice.v1`).
     InvoiceSnapshot(RemoteInvoice),
+    /// Something changed that may affect several invoices (a payment matched, a voucher, a
+    /// customer's details): the gateway re-reads the invoices it knows of that customer, or all
+    /// open ones when `customer` is `None`.
+    Unspecific { customer: Option<RemoteId> },
+}
+
+/// A verified webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The platform's id of this delivery, the same on every retry of it: the gateway ignores an
+    /// id it has seen. `None` when the platform sends none.
+    pub id: Option<String>,
 }
 
 /// A payment to register on an invoice.
@@ -140,6 +180,12 @@ pub enum ConnectorError {
     /// The connector cannot do this at all (see [`Capabilities`]).
     #[error("this platform does not support {0}")]
     Unsupported(&'static str),
+    /// A webhook delivery whose signature, timestamp or headers do not check out.
+    #[error("webhook refused: {0}")]
+    BadSignature(String),
+    /// The connection's configuration is unusable (a missing token, a bad URL).
+    #[error("bad connection settings: {0}")]
+    Config(String),
 }
 
 impl ConnectorError {
@@ -154,59 +200,43 @@ impl ConnectorError {
     }
 }
 
-/// Per-call context: the connection's decrypted credentials and settings, never logged.
-pub struct Cx {
-    pub connection_id: String,
-    pub credentials: serde_json::Value,
-}
-
-impl std::fmt::Debug for Cx {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cx")
-            .field("connection_id", &self.connection_id)
-            .field("credentials", &"***")
-            .finish()
-    }
-}
-
-/// The contract every platform connector fulfils.
+/// The contract every platform connector fulfils. One value serves one connection: it holds that
+/// connection's credentials, session and rate limiter, and never logs a secret.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync {
     /// The platform's name as used in configuration and URLs: `tripletex`, `generic`, …
     fn platform(&self) -> &'static str;
     fn capabilities(&self) -> Capabilities;
-    /// One page of open invoices, starting at `since` (the beginning when `None`).
-    async fn open_invoices(
-        &self,
-        cx: &Cx,
-        since: Option<Cursor>,
-    ) -> Result<Page<RemoteInvoice>, ConnectorError>;
-    async fn invoice(&self, cx: &Cx, id: &RemoteId) -> Result<RemoteInvoice, ConnectorError>;
-    async fn customer(&self, cx: &Cx, id: &RemoteId) -> Result<RemoteCustomer, ConnectorError>;
-    /// Checks a webhook delivery's signature (and freshness) before anything reads it.
+    /// One page of open invoices (outstanding above zero, credit notes left out).
+    async fn open_invoices(&self, request: &ListRequest) -> Result<Page, ConnectorError>;
+    /// One invoice, whatever its state ([`ConnectorError::NotFound`] when it no longer exists).
+    async fn invoice(&self, id: &RemoteId) -> Result<RemoteInvoice, ConnectorError>;
+    /// Checks a webhook delivery's signature (and freshness, against `now`) before anything reads
+    /// it.
     fn verify_webhook(
         &self,
         secret: &[u8],
         headers: &http::HeaderMap,
         body: &[u8],
-    ) -> Result<(), ConnectorError>;
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, ConnectorError>;
     fn parse_webhook(
         &self,
         headers: &http::HeaderMap,
         body: &[u8],
     ) -> Result<Vec<RemoteChange>, ConnectorError>;
-    async fn record_payment(
+    /// Asks the platform to deliver changes to `target_url`, signed with `secret`; harmless when
+    /// already so.
+    async fn subscribe_webhooks(
         &self,
-        cx: &Cx,
-        id: &RemoteId,
-        payment: &Payment,
-    ) -> Result<(), ConnectorError>;
-    async fn record_status(
-        &self,
-        cx: &Cx,
-        id: &RemoteId,
-        note: &StatusNote,
-    ) -> Result<(), ConnectorError>;
+        _target_url: &str,
+        _secret: &[u8],
+    ) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Unsupported("webhook subscriptions"))
+    }
+    async fn record_payment(&self, id: &RemoteId, payment: &Payment)
+    -> Result<(), ConnectorError>;
+    async fn record_status(&self, id: &RemoteId, note: &StatusNote) -> Result<(), ConnectorError>;
 }
 
 #[cfg(test)]
@@ -226,14 +256,5 @@ mod tests {
             .is_retryable()
         );
         assert!(!ConnectorError::NotFound.is_retryable());
-    }
-
-    #[test]
-    fn a_call_context_never_shows_its_credentials() {
-        let cx = Cx {
-            connection_id: "conn_1".into(),
-            credentials: serde_json::json!({"employeeToken": "secret-token"}),
-        };
-        assert!(!format!("{cx:?}").contains("secret-token"));
     }
 }

@@ -80,6 +80,7 @@ fn fast() -> HttpSettings {
         max_body_bytes: 1024,
         requests_per_second: NonZeroU32::new(1000).unwrap(),
         rate_limit_headers: Some(("x-rate-limit-remaining", "x-rate-limit-reset")),
+        error_detail: None,
     }
 }
 
