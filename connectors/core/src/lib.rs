@@ -7,6 +7,7 @@
 //! what it can do in [`Capabilities`] rather than pretending.
 
 pub mod client;
+pub mod standard_webhooks;
 
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct Capabilities {
     pub write_payment: bool,
     /// A status note (transferred, withdrawn, …) can be written on the invoice.
     pub write_note: bool,
+    /// A full pass (`ListRequest::full`) lists every invoice the platform still has in the
+    /// synced period, so an open invoice the gateway knows that is absent from it must be re-read.
+    pub complete_listing: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,13 +88,6 @@ pub struct RemoteInvoice {
     pub credited: bool,
 }
 
-/// A half-open range of invoice dates `[from, to)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DateRange {
-    pub from: NaiveDate,
-    pub to: NaiveDate,
-}
-
 /// What a listing call is asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListRequest {
@@ -102,18 +99,19 @@ pub struct ListRequest {
     pub today: NaiveDate,
 }
 
-/// One page of open invoices.
+/// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
-    pub items: Vec<RemoteInvoice>,
+    /// Invoices still owed (outstanding above zero), credit notes left out.
+    pub open: Vec<RemoteInvoice>,
+    /// Invoices in the same listing that are no longer owed (paid, credited): they update the
+    /// invoices the gateway knows, and never create one.
+    pub closed: Vec<RemoteInvoice>,
     /// Where the next call resumes. On the last page of a pass, where the next pass starts (it may
     /// carry what the connector needs to skip unchanged data next time).
     pub cursor: Cursor,
     /// This page ends the pass.
     pub last: bool,
-    /// Invoice-date ranges skipped because the platform says nothing in them changed since the
-    /// last pass: the open invoices the gateway knows from those dates are still open as they were.
-    pub unchanged: Vec<DateRange>,
 }
 
 /// What a webhook says changed. Usually only an id: the gateway then reads the invoice itself, so a
@@ -207,7 +205,7 @@ pub trait Connector: Send + Sync {
     /// The platform's name as used in configuration and URLs: `tripletex`, `generic`, …
     fn platform(&self) -> &'static str;
     fn capabilities(&self) -> Capabilities;
-    /// One page of open invoices (outstanding above zero, credit notes left out).
+    /// One page of a pass over the platform's invoices, sorted into open and closed.
     async fn open_invoices(&self, request: &ListRequest) -> Result<Page, ConnectorError>;
     /// One invoice, whatever its state ([`ConnectorError::NotFound`] when it no longer exists).
     async fn invoice(&self, id: &RemoteId) -> Result<RemoteInvoice, ConnectorError>;

@@ -1,0 +1,1 @@
+//! Standard Webhooks signatures (https://www.standardwebhooks.com/): signing and verification.

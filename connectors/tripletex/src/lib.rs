@@ -1,0 +1,4 @@
+//! Forfall's Tripletex connector (API v2).
+
+#[cfg(feature = "fake")]
+pub mod fake;
