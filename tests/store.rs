@@ -94,6 +94,7 @@ fn invoice(platform_id: &str, outstanding: &str) -> InvoiceFacts {
         amount: nok("1250.00"),
         outstanding: nok(outstanding),
         payment_reference: Some("12345678903".into()),
+        credited: false,
     }
 }
 
@@ -111,6 +112,9 @@ fn update(stage: Stage, next: Option<&str>, jobs: Vec<NewJob>) -> LifecycleUpdat
         jobs,
     }
 }
+
+/// The job kinds the tests' claimers take.
+const KINDS: &[&str] = &["notify_creditor"];
 
 fn job(key: &str) -> NewJob {
     NewJob {
@@ -573,7 +577,7 @@ async fn concurrent_claimers_never_get_the_same_job(store: Arc<dyn Store>) {
             let mut mine = Vec::new();
             loop {
                 let claimed = store
-                    .claim_jobs(&owner, now(), Duration::from_secs(60), 3)
+                    .claim_jobs(&owner, KINDS, now(), Duration::from_secs(60), 3)
                     .await
                     .expect("claim");
                 if claimed.is_empty() {
@@ -603,19 +607,19 @@ async fn an_expired_job_lease_can_be_claimed_again_and_the_old_owner_loses_it(
     let (cred, conn) = creditor(&store, "A").await;
     enqueue(&store, &cred, &conn, &["only".into()]).await;
     let lease = Duration::from_secs(30);
-    let first = store.claim_jobs("a", now(), lease, 10).await.unwrap();
+    let first = store.claim_jobs("a", KINDS, now(), lease, 10).await.unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].attempts, 1);
     let during = now() + chrono::Duration::seconds(29);
     assert!(
         store
-            .claim_jobs("b", during, lease, 10)
+            .claim_jobs("b", KINDS, during, lease, 10)
             .await
             .unwrap()
             .is_empty()
     );
     let after = now() + chrono::Duration::seconds(30);
-    let second = store.claim_jobs("b", after, lease, 10).await.unwrap();
+    let second = store.claim_jobs("b", KINDS, after, lease, 10).await.unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].attempts, 2);
     let lost = store
@@ -637,7 +641,7 @@ async fn a_retried_job_waits_for_its_time_and_a_dead_one_is_never_claimed(store:
     let (cred, conn) = creditor(&store, "A").await;
     enqueue(&store, &cred, &conn, &["retry".into(), "dead".into()]).await;
     let lease = Duration::from_secs(60);
-    let claimed = store.claim_jobs("w", now(), lease, 10).await.unwrap();
+    let claimed = store.claim_jobs("w", KINDS, now(), lease, 10).await.unwrap();
     assert_eq!(claimed.len(), 2);
     let retry_at = now() + chrono::Duration::minutes(5);
     for job in &claimed {
@@ -661,12 +665,12 @@ async fn a_retried_job_waits_for_its_time_and_a_dead_one_is_never_claimed(store:
     let early = retry_at - chrono::Duration::seconds(1);
     assert!(
         store
-            .claim_jobs("w", early, lease, 10)
+            .claim_jobs("w", KINDS, early, lease, 10)
             .await
             .unwrap()
             .is_empty()
     );
-    let again = store.claim_jobs("w", retry_at, lease, 10).await.unwrap();
+    let again = store.claim_jobs("w", KINDS, retry_at, lease, 10).await.unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].idempotency_key, "retry");
     assert_eq!(again[0].last_error.as_deref(), Some("503 from the agency"));
@@ -748,7 +752,7 @@ async fn releasing_everything_of_an_instance_frees_its_leases_and_jobs_at_once(
     );
     assert_eq!(
         store
-            .claim_jobs("instance-1", now(), ttl, 10)
+            .claim_jobs("instance-1", KINDS, now(), ttl, 10)
             .await
             .unwrap()
             .len(),
@@ -763,7 +767,7 @@ async fn releasing_everything_of_an_instance_frees_its_leases_and_jobs_at_once(
     );
     assert_eq!(
         store
-            .claim_jobs("instance-2", now(), ttl, 10)
+            .claim_jobs("instance-2", KINDS, now(), ttl, 10)
             .await
             .unwrap()
             .len(),
@@ -803,6 +807,7 @@ async fn customers_upsert_idempotently_and_invoices_find_a_customer_that_arrives
         national_id: None,
         email: Some("post@nordlys.example".into()),
         postal_address: None,
+        platform_dunning: false,
     };
     let first = store.upsert_customer(&cred, &conn, &facts).await.unwrap();
     assert_eq!(first.written, Written::Created);

@@ -62,4 +62,18 @@ pub struct Connection {
     pub status: ConnectionStatus,
     pub last_error: Option<String>,
     pub last_synced_at: Option<DateTime<Utc>>,
+    pub sync: SyncState,
+}
+
+/// Where a connection's passes over its platform stand. A pass reads every page once, each page
+/// committed with the cursor after it, so a pass cut short resumes where it stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    /// The number of the current (or last) pass.
+    pub pass: i64,
+    /// A pass was started and has not reached its last page.
+    pub in_pass: bool,
+    /// The current pass is a full one (the nightly resync).
+    pub full: bool,
+    pub last_full_sync_at: Option<DateTime<Utc>>,
 }

@@ -68,6 +68,10 @@ pub struct CustomerFacts {
     pub national_id: Option<NationalId>,
     pub email: Option<String>,
     pub postal_address: Option<PostalAddress>,
+    /// The platform itself sends automatic reminders or collection notices to this customer:
+    /// collection through Forfall as well would dun the debtor twice.
+    #[serde(default)]
+    pub platform_dunning: bool,
 }
 
 /// A creditor's customer, as Forfall knows it.

@@ -22,6 +22,10 @@ pub struct InvoiceFacts {
     pub outstanding: Decimal,
     /// KID (NO), OCR (SE) or viitenumero (FI).
     pub payment_reference: Option<String>,
+    /// The platform says the invoice was credited: a drop in `outstanding` is a credit, not a
+    /// payment.
+    #[serde(default)]
+    pub credited: bool,
 }
 
 impl InvoiceFacts {
@@ -165,6 +169,7 @@ mod tests {
             amount: Decimal::new(125000, 2),
             outstanding: Decimal::new(125000, 2),
             payment_reference: Some("12345678903".into()),
+            credited: false,
         }
     }
 

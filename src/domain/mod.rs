@@ -12,7 +12,7 @@ mod log;
 mod money;
 
 pub use case::{Case, CaseState};
-pub use connection::{Connection, ConnectionStatus, SealedCredentials};
+pub use connection::{Connection, ConnectionStatus, SealedCredentials, SyncState};
 pub use creditor::{Country, Creditor, Language, NewCreditor, UnknownCountry};
 pub use customer::{Customer, CustomerFacts, CustomerKind, NationalId, PostalAddress};
 pub use ids::{CaseId, ConnectionId, CreditorId, CustomerId, InvoiceId, JobId};

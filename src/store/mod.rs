@@ -116,6 +116,50 @@ pub struct LifecycleUpdate {
     pub jobs: Vec<NewJob>,
 }
 
+/// What the lifecycle engine makes of an ingested invoice, called inside the ingest transaction:
+/// given the invoice as stored (`None` when it is new) and its new facts, the lifecycle update to
+/// write with them (`None`: the lifecycle stays as it is). Pure: it reads nothing and writes nothing.
+pub trait Decide: Send + Sync {
+    fn decide(
+        &self,
+        before: Option<&Invoice>,
+        after: &InvoiceFacts,
+        customer_opt_out: bool,
+    ) -> Option<LifecycleUpdate>;
+}
+
+/// One invoice (and its customer) as a connector reported it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestItem {
+    pub customer: Option<CustomerFacts>,
+    pub invoice: InvoiceFacts,
+    /// Update the invoice if Forfall knows it, never create it (a paid or credited invoice).
+    pub known_only: bool,
+}
+
+/// A page of a pass: committed with the items, so that a pass cut short resumes after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassProgress {
+    pub pass: i64,
+    /// The connector's cursor after this page.
+    pub cursor: String,
+    /// This page ends the pass.
+    pub last: bool,
+    /// The pass is full: every invoice listed is marked seen by it.
+    pub full: bool,
+}
+
+/// What an ingest wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    pub created: usize,
+    pub changed: usize,
+    pub unchanged: usize,
+    /// Closed invoices Forfall never knew: not created.
+    pub skipped: usize,
+    pub decisions: usize,
+}
+
 /// Why a claimed job goes back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobOutcome {
@@ -258,6 +302,7 @@ pub trait Store: Send + Sync {
     async fn claim_jobs(
         &self,
         owner: &str,
+        kinds: &[&str],
         now: DateTime<Utc>,
         lease: Duration,
         limit: u32,
@@ -271,6 +316,69 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
     async fn jobs(&self, creditor: &CreditorId) -> Result<Vec<Job>, StoreError>;
+    /// Enqueues one job unless a job with its idempotency key exists; `false` when it did.
+    async fn enqueue_job(
+        &self,
+        creditor: &CreditorId,
+        job: &NewJob,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
+    /// Records work that failed for good as a dead letter (one per key; a repeat updates its error).
+    async fn record_dead_letter(
+        &self,
+        creditor: &CreditorId,
+        job: &NewJob,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    // Ingest.
+    /// A connection by id alone: for the platform's webhooks and the command line, where the id is
+    /// all there is. Everything after uses the connection's creditor.
+    async fn find_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError>;
+    /// Every connection, for the poll loop.
+    async fn all_connections(&self) -> Result<Vec<Connection>, StoreError>;
+    /// Starts a pass (the next number) unless one is under way; returns the connection as it is now.
+    async fn begin_pass(
+        &self,
+        creditor: &CreditorId,
+        connection: &ConnectionId,
+        full: bool,
+    ) -> Result<Connection, StoreError>;
+    /// Writes a page of ingested invoices, each re-evaluated by `decide`, with the pass's progress,
+    /// in one transaction.
+    async fn ingest(
+        &self,
+        creditor: &CreditorId,
+        connection: &ConnectionId,
+        items: &[IngestItem],
+        source: EventSource,
+        decide: &dyn Decide,
+        progress: Option<&PassProgress>,
+        now: DateTime<Utc>,
+    ) -> Result<IngestReport, StoreError>;
+    /// The platform ids of the open invoices (outstanding above zero, no final stage) a full pass
+    /// `pass` did not list.
+    async fn unseen_open_invoices(
+        &self,
+        creditor: &CreditorId,
+        connection: &ConnectionId,
+        pass: i64,
+    ) -> Result<Vec<String>, StoreError>;
+    /// The platform ids of a connection's open invoices, of one customer or of all.
+    async fn open_invoice_refs(
+        &self,
+        creditor: &CreditorId,
+        connection: &ConnectionId,
+        customer_platform_id: Option<&str>,
+    ) -> Result<Vec<String>, StoreError>;
+    /// An invoice by the platform's id.
+    async fn invoice_by_platform_id(
+        &self,
+        creditor: &CreditorId,
+        connection: &ConnectionId,
+        platform_id: &str,
+    ) -> Result<Option<Invoice>, StoreError>;
     /// Takes (or renews) the named lease for `owner` until `now + ttl`, if it is free, expired or
     /// already `owner`'s. Returns whether `owner` holds it.
     async fn acquire_lease(

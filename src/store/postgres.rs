@@ -17,6 +17,10 @@ pub struct PostgresStore {
 }
 
 impl Dialect for PostgresStore {
+    fn json_text_list(param: &str) -> String {
+        format!("SELECT jsonb_array_elements_text({param})")
+    }
+
     const BACKEND: Backend = Backend::Postgres;
     const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";

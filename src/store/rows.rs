@@ -8,6 +8,7 @@ use super::StoreError;
 use crate::domain::{
     Connection, ConnectionStatus, Creditor, Currency, Decision, Dispute, EventSource, Invoice,
     InvoiceEvent, InvoiceFacts, Job, JobState, Language, Money, SealedCredentials, Stage,
+    SyncState,
 };
 
 pub(super) const CREDITOR_COLUMNS: &str =
@@ -16,7 +17,7 @@ pub(super) const CREDITOR_COLUMNS: &str =
 pub(super) const INVOICE_COLUMNS: &str = "id, connection_id, customer_id, platform_id, number, \
      customer_platform_id, issued, due, currency, amount_minor, outstanding_minor, \
      payment_reference, opt_out, dispute_opened_on, dispute_amount_minor, stage, next_action_on, \
-     lifecycle, version";
+     lifecycle, version, credited";
 
 fn instant(ms: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(ms)
@@ -76,6 +77,10 @@ pub(super) struct ConnectionRow {
     status: String,
     last_error: Option<String>,
     last_synced_at: Option<i64>,
+    sync_pass: i64,
+    sync_in_pass: bool,
+    sync_full: bool,
+    last_full_sync_at: Option<i64>,
 }
 
 impl TryFrom<ConnectionRow> for Connection {
@@ -91,6 +96,12 @@ impl TryFrom<ConnectionRow> for Connection {
                 .ok_or_else(|| corrupt("connection status", &r.status))?,
             last_error: r.last_error,
             last_synced_at: r.last_synced_at.map(instant).transpose()?,
+            sync: SyncState {
+                pass: r.sync_pass,
+                in_pass: r.sync_in_pass,
+                full: r.sync_full,
+                last_full_sync_at: r.last_full_sync_at.map(instant).transpose()?,
+            },
         })
     }
 }
@@ -116,6 +127,7 @@ pub(super) struct InvoiceRow {
     next_action_on: Option<NaiveDate>,
     lifecycle: Json<serde_json::Value>,
     pub(super) version: i64,
+    credited: bool,
 }
 
 impl InvoiceRow {
@@ -132,6 +144,7 @@ impl InvoiceRow {
             amount: Money::from_minor_units(self.amount_minor, currency).amount,
             outstanding: Money::from_minor_units(self.outstanding_minor, currency).amount,
             payment_reference: self.payment_reference.clone(),
+            credited: self.credited,
         })
     }
 
@@ -291,7 +304,7 @@ where
 }
 
 pub(super) const CUSTOMER_COLUMNS: &str = "id, connection_id, platform_id, kind, name, \
-     organisation_number, national_id, email, postal_address, opt_out";
+     organisation_number, national_id, email, postal_address, opt_out, platform_dunning";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct CustomerRow {
@@ -305,11 +318,16 @@ pub(super) struct CustomerRow {
     email: Option<String>,
     postal_address: Option<Json<crate::domain::PostalAddress>>,
     opt_out: bool,
+    platform_dunning: bool,
 }
 
 impl CustomerRow {
     pub(super) fn id(&self) -> &str {
         &self.id
+    }
+
+    pub(super) fn opt_out(&self) -> bool {
+        self.opt_out
     }
 
     pub(super) fn facts(&self) -> Result<crate::domain::CustomerFacts, StoreError> {
@@ -322,6 +340,7 @@ impl CustomerRow {
             national_id: self.national_id.clone().map(crate::domain::NationalId),
             email: self.email.clone(),
             postal_address: self.postal_address.as_ref().map(|a| a.0.clone()),
+            platform_dunning: self.platform_dunning,
         })
     }
 }

@@ -13,6 +13,8 @@ pub(super) trait Dialect {
     const SKIP_LOCKED: &'static str;
     /// Asks for a query plan, one row of text per plan line: the column holding the text.
     const EXPLAIN: (&'static str, &'static str);
+    /// A subquery listing the strings of a JSON array bound at `param`, for `x IN (…)`.
+    fn json_text_list(param: &str) -> String;
 }
 
 /// The query behind `invoices_due`, shared by the query and its plan.
@@ -36,7 +38,7 @@ macro_rules! impl_store {
             use $crate::domain::{
                 Connection, ConnectionId, ConnectionStatus, Creditor, CreditorId, Customer, CustomerFacts,
                 CustomerId, Decision, EventSource, Invoice, InvoiceEvent, InvoiceFacts, InvoiceId, Job,
-                JobId, NewCreditor, SealedCredentials, Stage,
+                JobId, NewCreditor, NewJob, SealedCredentials, Stage,
             };
             use $crate::store::rows::{
                 self, CREDITOR_COLUMNS, CUSTOMER_COLUMNS, ConnectionRow, CreditorRow, CustomerRow,
@@ -44,14 +46,15 @@ macro_rules! impl_store {
             };
             use $crate::store::sql::Dialect;
             use $crate::store::{
-                Backend, JobOutcome, LifecycleUpdate, SchemaStatus, Store, StoreError, Upserted, Written,
-                lease_end, millis,
+                Backend, Decide, IngestItem, IngestReport, JobOutcome, LifecycleUpdate, PassProgress,
+                SchemaStatus, Store, StoreError, Upserted, Written, lease_end, millis,
             };
 
             const JOB_COLUMNS: &str = "id, creditor_id, kind, idempotency_key, payload, state, \
                          attempts, run_after, lease_owner, lease_until, last_error";
             const CONNECTION_COLUMNS: &str = "id, creditor_id, platform, credentials, \
-                         sync_cursor, status, last_error, last_synced_at";
+                         sync_cursor, status, last_error, last_synced_at, sync_pass, sync_in_pass, \
+                         sync_full, last_full_sync_at";
 
             #[async_trait::async_trait]
             impl Store for $store {
@@ -412,39 +415,7 @@ macro_rules! impl_store {
                             StoreError::NotFound { what: "invoice", id }
                         });
                     }
-                    for decision in &update.decisions {
-                        sqlx::query(
-                            "INSERT INTO decisions (creditor_id, invoice_id, on_day, at, rule, \
-                                     inputs, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                        )
-                        .bind(creditor.as_str())
-                        .bind(invoice.as_str())
-                        .bind(decision.on)
-                        .bind(millis(now))
-                        .bind(&decision.rule)
-                        .bind(Json(&decision.inputs))
-                        .bind(Json(&decision.outcome))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    for job in &update.jobs {
-                        // The same work enqueued twice stays one job.
-                        sqlx::query(
-                            "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, \
-                                     state, attempts, run_after, created_at, updated_at) \
-                                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $7) \
-                                     ON CONFLICT (idempotency_key) DO NOTHING",
-                        )
-                        .bind(JobId::generate().as_str())
-                        .bind(creditor.as_str())
-                        .bind(&job.kind)
-                        .bind(&job.idempotency_key)
-                        .bind(Json(&job.payload))
-                        .bind(millis(job.run_after))
-                        .bind(millis(now))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    append_decisions_and_jobs(&mut tx, creditor, invoice, update, now).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -468,6 +439,7 @@ macro_rules! impl_store {
                 async fn claim_jobs(
                     &self,
                     owner: &str,
+                    kinds: &[&str],
                     now: DateTime<Utc>,
                     lease: Duration,
                     limit: u32,
@@ -478,16 +450,19 @@ macro_rules! impl_store {
                         "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, \
                                  attempts = attempts + 1, updated_at = $3 \
                                  WHERE id IN (SELECT id FROM jobs \
-                                   WHERE (state = 'pending' AND run_after <= $3) \
-                                      OR (state = 'running' AND lease_until <= $3) \
+                                   WHERE ((state = 'pending' AND run_after <= $3) \
+                                      OR (state = 'running' AND lease_until <= $3)) \
+                                   AND kind IN ({}) \
                                    ORDER BY run_after, id LIMIT $4{}) \
                                  RETURNING {JOB_COLUMNS}",
+                        Self::json_text_list("$5"),
                         Self::SKIP_LOCKED
                     ))
                     .bind(owner)
                     .bind(millis(until))
                     .bind(millis(now))
                     .bind(i64::from(limit))
+                    .bind(Json(kinds))
                     .fetch_all(&mut *tx)
                     .await?;
                     tx.commit().await?;
@@ -534,6 +509,180 @@ macro_rules! impl_store {
                     .fetch_all(&self.pool)
                     .await?;
                     rows::collect(rows)
+                }
+
+                async fn enqueue_job(
+                    &self,
+                    creditor: &CreditorId,
+                    job: &NewJob,
+                    now: DateTime<Utc>,
+                ) -> Result<bool, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let new = insert_job(&mut tx, creditor, job, now).await?;
+                    tx.commit().await?;
+                    Ok(new)
+                }
+
+                async fn record_dead_letter(
+                    &self,
+                    creditor: &CreditorId,
+                    job: &NewJob,
+                    error: &str,
+                    now: DateTime<Utc>,
+                ) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, \
+                         state, attempts, run_after, last_error, created_at, updated_at) \
+                         VALUES ($1, $2, $3, $4, $5, 'dead', 1, $6, $7, $8, $8) \
+                         ON CONFLICT (idempotency_key) DO UPDATE SET state = 'dead', \
+                         attempts = jobs.attempts + 1, last_error = $7, payload = $5, updated_at = $8",
+                    )
+                    .bind(JobId::generate().as_str())
+                    .bind(creditor.as_str())
+                    .bind(&job.kind)
+                    .bind(&job.idempotency_key)
+                    .bind(Json(&job.payload))
+                    .bind(millis(job.run_after))
+                    .bind(error)
+                    .bind(millis(now))
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn find_connection(
+                    &self,
+                    id: &ConnectionId,
+                ) -> Result<Option<Connection>, StoreError> {
+                    let row: Option<ConnectionRow> = sqlx::query_as(&format!(
+                        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1"
+                    ))
+                    .bind(id.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Connection::try_from).transpose()
+                }
+
+                async fn all_connections(&self) -> Result<Vec<Connection>, StoreError> {
+                    let rows: Vec<ConnectionRow> = sqlx::query_as(&format!(
+                        "SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY created_at, id"
+                    ))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn begin_pass(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    full: bool,
+                ) -> Result<Connection, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    sqlx::query(
+                        "UPDATE connections SET sync_pass = sync_pass + 1, sync_in_pass = $3, \
+                         sync_full = $4 WHERE creditor_id = $1 AND id = $2 AND NOT sync_in_pass",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .bind(true)
+                    .bind(full)
+                    .execute(&mut *tx)
+                    .await?;
+                    let row: Option<ConnectionRow> = sqlx::query_as(&format!(
+                        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE creditor_id = $1 AND id = $2"
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    row.map(Connection::try_from)
+                        .transpose()?
+                        .ok_or_else(|| StoreError::NotFound {
+                            what: "connection",
+                            id: connection.to_string(),
+                        })
+                }
+
+                async fn ingest(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    items: &[IngestItem],
+                    source: EventSource,
+                    decide: &dyn Decide,
+                    progress: Option<&PassProgress>,
+                    now: DateTime<Utc>,
+                ) -> Result<IngestReport, StoreError> {
+                    let stored = items
+                        .iter()
+                        .map(|item| Ok((item, StoredFacts::of(&item.invoice)?)))
+                        .collect::<Result<Vec<_>, StoreError>>()?;
+                    loop {
+                        if let Some(report) = self
+                            .ingest_once(creditor, connection, &stored, source, decide, progress, now)
+                            .await?
+                        {
+                            return Ok(report);
+                        }
+                    }
+                }
+
+                async fn unseen_open_invoices(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    pass: i64,
+                ) -> Result<Vec<String>, StoreError> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT platform_id FROM invoices WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND outstanding_minor > 0 \
+                         AND stage NOT IN ('withdrawn', 'closed', 'ended') \
+                         AND (seen_pass IS NULL OR seen_pass < $3) ORDER BY platform_id",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .bind(pass)
+                    .fetch_all(&self.pool)
+                    .await?)
+                }
+
+                async fn open_invoice_refs(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    customer_platform_id: Option<&str>,
+                ) -> Result<Vec<String>, StoreError> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT platform_id FROM invoices WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND outstanding_minor > 0 \
+                         AND stage NOT IN ('withdrawn', 'closed', 'ended') \
+                         AND ($3 IS NULL OR customer_platform_id = $3) ORDER BY platform_id",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .bind(customer_platform_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+                }
+
+                async fn invoice_by_platform_id(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    platform_id: &str,
+                ) -> Result<Option<Invoice>, StoreError> {
+                    let row: Option<InvoiceRow> = sqlx::query_as(&format!(
+                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND platform_id = $3"
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .bind(platform_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Invoice::try_from).transpose()
                 }
 
                 async fn acquire_lease(
@@ -627,6 +776,7 @@ macro_rules! impl_store {
                     .bind(facts.national_id.as_ref().map(|n| n.0.as_str()))
                     .bind(&facts.email)
                     .bind(facts.postal_address.as_ref().map(Json))
+                    .bind(facts.platform_dunning)
             }
 
             /// After an update of an invoice that wrote nothing: undoes the transaction and says
@@ -693,79 +843,13 @@ macro_rules! impl_store {
                     facts: &CustomerFacts,
                 ) -> Result<Option<Upserted<CustomerId>>, StoreError> {
                     let mut tx = self.begin_write().await?;
-                    let existing: Option<CustomerRow> = sqlx::query_as(&format!(
-                        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creditor_id = $1 \
-                         AND connection_id = $2 AND platform_id = $3{}",
-                        Self::LOCK_FOR_UPDATE
-                    ))
-                    .bind(creditor.as_str())
-                    .bind(connection.as_str())
-                    .bind(&facts.platform_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let (id, written) = match existing {
-                        Some(row) if row.facts()? == *facts => {
-                            (CustomerId::from(row.id()), Written::Unchanged)
+                    match customer_in_tx(&mut tx, creditor, connection, facts).await? {
+                        None => self.lost_insert_race(creditor, connection, tx).await,
+                        Some((id, written, _)) => {
+                            tx.commit().await?;
+                            Ok(Some(Upserted { id, written }))
                         }
-                        Some(row) => {
-                            let id = CustomerId::from(row.id());
-                            bind_customer(
-                                sqlx::query(
-                                    "UPDATE customers SET kind = $3, name = $4, \
-                                     organisation_number = $5, national_id = $6, email = $7, \
-                                     postal_address = $8, version = version + 1 \
-                                     WHERE creditor_id = $1 AND id = $2",
-                                )
-                                .bind(creditor.as_str())
-                                .bind(id.as_str()),
-                                facts,
-                            )
-                            .execute(&mut *tx)
-                            .await?;
-                            (id, Written::Changed)
-                        }
-                        None => {
-                            let id = CustomerId::generate();
-                            let inserted = bind_customer(
-                                sqlx::query(
-                                    "INSERT INTO customers (creditor_id, id, kind, name, \
-                                     organisation_number, national_id, email, postal_address, \
-                                     connection_id, platform_id) \
-                                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
-                                     FROM connections WHERE creditor_id = $1 AND id = $9 \
-                                     ON CONFLICT (creditor_id, connection_id, platform_id) \
-                                     DO NOTHING",
-                                )
-                                .bind(creditor.as_str())
-                                .bind(id.as_str()),
-                                facts,
-                            )
-                            .bind(connection.as_str())
-                            .bind(&facts.platform_id)
-                            .execute(&mut *tx)
-                            .await?;
-                            if inserted.rows_affected() == 0 {
-                                return self.lost_insert_race(creditor, connection, tx).await;
-                            }
-                            (id, Written::Created)
-                        }
-                    };
-                    if written != Written::Unchanged {
-                        // Invoices that arrived before their customer now find it.
-                        sqlx::query(
-                            "UPDATE invoices SET customer_id = $3 WHERE creditor_id = $1 \
-                             AND connection_id = $2 AND customer_platform_id = $4 \
-                             AND customer_id IS NULL",
-                        )
-                        .bind(creditor.as_str())
-                        .bind(connection.as_str())
-                        .bind(id.as_str())
-                        .bind(&facts.platform_id)
-                        .execute(&mut *tx)
-                        .await?;
                     }
-                    tx.commit().await?;
-                    Ok(Some(Upserted { id, written }))
                 }
 
                 async fn upsert_invoice_once(
@@ -776,101 +860,444 @@ macro_rules! impl_store {
                     source: EventSource,
                     now: DateTime<Utc>,
                 ) -> Result<Option<Upserted<InvoiceId>>, StoreError> {
-                    let facts = &stored.normalized;
                     let mut tx = self.begin_write().await?;
-                    let existing: Option<InvoiceRow> = sqlx::query_as(&format!(
-                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
-                         AND connection_id = $2 AND platform_id = $3{}",
-                        Self::LOCK_FOR_UPDATE
-                    ))
-                    .bind(creditor.as_str())
-                    .bind(connection.as_str())
-                    .bind(&facts.platform_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let (id, written, kind, change) = match existing {
-                        Some(row) => {
-                            let before = row.facts()?;
-                            let id = InvoiceId::from(row.id());
-                            if before == *facts {
-                                // Nothing new: no write at all.
-                                tx.rollback().await?;
-                                return Ok(Some(Upserted {
-                                    id,
-                                    written: Written::Unchanged,
-                                }));
+                    let write = InvoiceWrite {
+                        creditor,
+                        connection,
+                        stored,
+                        source,
+                        now,
+                        decide: None,
+                        known_only: false,
+                        seen_pass: None,
+                    };
+                    match invoice_in_tx(&mut tx, &write).await? {
+                        InvoiceWritten::Race => self.lost_insert_race(creditor, connection, tx).await,
+                        InvoiceWritten::Skipped => {
+                            tx.rollback().await?;
+                            Ok(None)
+                        }
+                        InvoiceWritten::Unchanged(id) => {
+                            // Nothing new: no write at all.
+                            tx.rollback().await?;
+                            Ok(Some(Upserted { id, written: Written::Unchanged }))
+                        }
+                        InvoiceWritten::Written { id, written, .. } => {
+                            tx.commit().await?;
+                            Ok(Some(Upserted { id, written }))
+                        }
+                    }
+                }
+
+                /// One attempt at a page: `None` when a concurrent writer created one of its rows
+                /// first (the caller runs the page again).
+                async fn ingest_once(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    items: &[(&IngestItem, StoredFacts)],
+                    source: EventSource,
+                    decide: &dyn Decide,
+                    progress: Option<&PassProgress>,
+                    now: DateTime<Utc>,
+                ) -> Result<Option<IngestReport>, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let mut report = IngestReport::default();
+                    let mut customers: std::collections::HashMap<&str, bool> =
+                        std::collections::HashMap::new();
+                    for (item, stored) in items {
+                        if let Some(facts) = &item.customer {
+                            if !customers.contains_key(facts.platform_id.as_str()) {
+                                match customer_in_tx(&mut tx, creditor, connection, facts).await? {
+                                    None => {
+                                        return self
+                                            .lost_insert_race::<IngestReport>(creditor, connection, tx)
+                                            .await;
+                                    }
+                                    Some((_, _, opt_out)) => {
+                                        customers.insert(facts.platform_id.as_str(), opt_out);
+                                    }
+                                }
                             }
+                        }
+                        let opt_out = match customers.get(stored.normalized.customer_platform_id.as_str()) {
+                            Some(opt_out) => *opt_out,
+                            None => customer_opt_out(&mut tx, creditor, connection, &stored.normalized.customer_platform_id).await?,
+                        };
+                        let write = InvoiceWrite {
+                            creditor,
+                            connection,
+                            stored,
+                            source,
+                            now,
+                            decide: Some((decide, opt_out)),
+                            known_only: item.known_only,
+                            seen_pass: progress.filter(|p| p.full).map(|p| p.pass),
+                        };
+                        match invoice_in_tx(&mut tx, &write).await? {
+                            InvoiceWritten::Race => {
+                                return self
+                                    .lost_insert_race::<IngestReport>(creditor, connection, tx)
+                                    .await;
+                            }
+                            InvoiceWritten::Skipped => report.skipped += 1,
+                            InvoiceWritten::Unchanged(_) => report.unchanged += 1,
+                            InvoiceWritten::Written { written, decisions, .. } => {
+                                report.decisions += decisions;
+                                match written {
+                                    Written::Created => report.created += 1,
+                                    _ => report.changed += 1,
+                                }
+                            }
+                        }
+                    }
+                    if let Some(progress) = progress {
+                        let updated = sqlx::query(
+                            "UPDATE connections SET sync_cursor = $3, sync_in_pass = $4, \
+                             last_synced_at = CASE WHEN $4 THEN last_synced_at ELSE $5 END, \
+                             last_full_sync_at = CASE WHEN $4 OR NOT $6 THEN last_full_sync_at ELSE $5 END \
+                             WHERE creditor_id = $1 AND id = $2 AND sync_pass = $7",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(connection.as_str())
+                        .bind(&progress.cursor)
+                        .bind(!progress.last)
+                        .bind(millis(now))
+                        .bind(progress.full)
+                        .bind(progress.pass)
+                        .execute(&mut *tx)
+                        .await?;
+                        if updated.rows_affected() == 0 {
+                            // Another pass started meanwhile: this page's progress is not ours.
+                            tx.rollback().await?;
+                            return Err(StoreError::Conflict {
+                                what: "sync pass",
+                                id: connection.to_string(),
+                            });
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(Some(report))
+                }
+            }
+
+            /// Reads, then inserts or updates a customer inside `tx`: its id, what was written and
+            /// its opt-out; `None` when a concurrent writer inserted it first.
+            async fn customer_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                creditor: &CreditorId,
+                connection: &ConnectionId,
+                facts: &CustomerFacts,
+            ) -> Result<Option<(CustomerId, Written, bool)>, StoreError> {
+                let existing: Option<CustomerRow> = sqlx::query_as(&format!(
+                    "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creditor_id = $1 \
+                     AND connection_id = $2 AND platform_id = $3{}",
+                    <$store as Dialect>::LOCK_FOR_UPDATE
+                ))
+                .bind(creditor.as_str())
+                .bind(connection.as_str())
+                .bind(&facts.platform_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let (id, written, opt_out) = match existing {
+                    Some(row) if row.facts()? == *facts => {
+                        (CustomerId::from(row.id()), Written::Unchanged, row.opt_out())
+                    }
+                    Some(row) => {
+                        let id = CustomerId::from(row.id());
+                        bind_customer(
                             sqlx::query(
-                                "UPDATE invoices SET number = $4, customer_platform_id = $5, \
-                                 issued = $6, due = $7, currency = $8, amount_minor = $9, \
-                                 outstanding_minor = $10, payment_reference = $11, \
-                                 customer_id = (SELECT c.id FROM customers c \
-                                   WHERE c.creditor_id = $1 AND c.connection_id = $3 \
-                                   AND c.platform_id = $5), \
-                                 version = version + 1, updated_at = $12 \
+                                "UPDATE customers SET kind = $3, name = $4, \
+                                 organisation_number = $5, national_id = $6, email = $7, \
+                                 postal_address = $8, platform_dunning = $9, version = version + 1 \
                                  WHERE creditor_id = $1 AND id = $2",
                             )
                             .bind(creditor.as_str())
-                            .bind(id.as_str())
-                            .bind(connection.as_str())
-                            .bind(&facts.number)
-                            .bind(&facts.customer_platform_id)
-                            .bind(facts.issued)
-                            .bind(facts.due)
-                            .bind(facts.currency.code())
-                            .bind(stored.amount_minor)
-                            .bind(stored.outstanding_minor)
-                            .bind(&facts.payment_reference)
-                            .bind(millis(now))
-                            .execute(&mut *tx)
-                            .await?;
-                            let change = serde_json::Value::Object(before.changes_to(facts));
-                            (id, Written::Changed, "changed", change)
-                        }
-                        None => {
-                            let id = InvoiceId::generate();
-                            let inserted = sqlx::query(
-                                "INSERT INTO invoices (creditor_id, id, connection_id, \
-                                 platform_id, number, customer_platform_id, issued, due, \
-                                 currency, amount_minor, outstanding_minor, payment_reference, \
-                                 customer_id, stage, next_action_on, lifecycle, version, \
-                                 created_at, updated_at) \
-                                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-                                   (SELECT c.id FROM customers c WHERE c.creditor_id = $1 \
-                                    AND c.connection_id = $3 AND c.platform_id = $6), \
-                                   $13, $8, $14, 1, $15, $15 \
-                                 FROM connections WHERE creditor_id = $1 AND id = $3 \
-                                 ON CONFLICT (creditor_id, connection_id, platform_id) DO NOTHING",
+                            .bind(id.as_str()),
+                            facts,
+                        )
+                        .execute(&mut **tx)
+                        .await?;
+                        (id, Written::Changed, row.opt_out())
+                    }
+                    None => {
+                        let id = CustomerId::generate();
+                        let inserted = bind_customer(
+                            sqlx::query(
+                                "INSERT INTO customers (creditor_id, id, kind, name, \
+                                 organisation_number, national_id, email, postal_address, \
+                                 platform_dunning, connection_id, platform_id) \
+                                 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+                                 FROM connections WHERE creditor_id = $1 AND id = $10 \
+                                 ON CONFLICT (creditor_id, connection_id, platform_id) \
+                                 DO NOTHING",
                             )
                             .bind(creditor.as_str())
-                            .bind(id.as_str())
-                            .bind(connection.as_str())
-                            .bind(&facts.platform_id)
-                            .bind(&facts.number)
-                            .bind(&facts.customer_platform_id)
-                            .bind(facts.issued)
-                            .bind(facts.due)
-                            .bind(facts.currency.code())
-                            .bind(stored.amount_minor)
-                            .bind(stored.outstanding_minor)
-                            .bind(&facts.payment_reference)
-                            .bind(Stage::Open.as_str())
-                            .bind(Json(serde_json::json!({})))
-                            .bind(millis(now))
-                            .execute(&mut *tx)
-                            .await?;
-                            if inserted.rows_affected() == 0 {
-                                return self.lost_insert_race(creditor, connection, tx).await;
-                            }
-                            let change = serde_json::to_value(facts)
-                                .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                            (id, Written::Created, "created", change)
+                            .bind(id.as_str()),
+                            facts,
+                        )
+                        .bind(connection.as_str())
+                        .bind(&facts.platform_id)
+                        .execute(&mut **tx)
+                        .await?;
+                        if inserted.rows_affected() == 0 {
+                            return Ok(None);
                         }
-                    };
-                    append_event(&mut tx, creditor, &id, now, source, kind, &change).await?;
-                    tx.commit().await?;
-                    Ok(Some(Upserted { id, written }))
+                        (id, Written::Created, false)
+                    }
+                };
+                if written != Written::Unchanged {
+                    // Invoices that arrived before their customer now find it.
+                    sqlx::query(
+                        "UPDATE invoices SET customer_id = $3 WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND customer_platform_id = $4 \
+                         AND customer_id IS NULL",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .bind(id.as_str())
+                    .bind(&facts.platform_id)
+                    .execute(&mut **tx)
+                    .await?;
                 }
+                Ok(Some((id, written, opt_out)))
+            }
+
+            /// A customer's opt-out by the platform's id (false when Forfall does not know it).
+            async fn customer_opt_out(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                creditor: &CreditorId,
+                connection: &ConnectionId,
+                platform_id: &str,
+            ) -> Result<bool, StoreError> {
+                let opt_out: Option<bool> = sqlx::query_scalar(
+                    "SELECT opt_out FROM customers WHERE creditor_id = $1 \
+                     AND connection_id = $2 AND platform_id = $3",
+                )
+                .bind(creditor.as_str())
+                .bind(connection.as_str())
+                .bind(platform_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                Ok(opt_out.unwrap_or(false))
+            }
+
+            /// One invoice to write inside a transaction.
+            struct InvoiceWrite<'a> {
+                creditor: &'a CreditorId,
+                connection: &'a ConnectionId,
+                stored: &'a StoredFacts,
+                source: EventSource,
+                now: DateTime<Utc>,
+                /// The engine, and the customer's opt-out it needs.
+                decide: Option<(&'a dyn Decide, bool)>,
+                known_only: bool,
+                seen_pass: Option<i64>,
+            }
+
+            enum InvoiceWritten {
+                /// A concurrent writer created the invoice first.
+                Race,
+                /// Unknown and `known_only`: not created.
+                Skipped,
+                Unchanged(InvoiceId),
+                Written {
+                    id: InvoiceId,
+                    written: Written,
+                    decisions: usize,
+                },
+            }
+
+            /// Reads the invoice under lock, then inserts it or updates its facts, with one
+            /// InvoiceEvent and, when an engine is given, its lifecycle update (decisions and jobs
+            /// included).
+            async fn invoice_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                w: &InvoiceWrite<'_>,
+            ) -> Result<InvoiceWritten, StoreError> {
+                let (creditor, connection, stored) = (w.creditor, w.connection, w.stored);
+                let facts = &stored.normalized;
+                let existing: Option<InvoiceRow> = sqlx::query_as(&format!(
+                    "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
+                     AND connection_id = $2 AND platform_id = $3{}",
+                    <$store as Dialect>::LOCK_FOR_UPDATE
+                ))
+                .bind(creditor.as_str())
+                .bind(connection.as_str())
+                .bind(&facts.platform_id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let (id, written, kind, change, update) = match existing {
+                    Some(row) => {
+                        let before = row.facts()?;
+                        let id = InvoiceId::from(row.id());
+                        if before == *facts {
+                            if let Some(pass) = w.seen_pass {
+                                sqlx::query(
+                                    "UPDATE invoices SET seen_pass = $3 WHERE creditor_id = $1 AND id = $2",
+                                )
+                                .bind(creditor.as_str())
+                                .bind(id.as_str())
+                                .bind(pass)
+                                .execute(&mut **tx)
+                                .await?;
+                            }
+                            return Ok(InvoiceWritten::Unchanged(id));
+                        }
+                        let invoice = Invoice::try_from(row)?;
+                        let update = w
+                            .decide
+                            .and_then(|(decide, opt_out)| decide.decide(Some(&invoice), facts, opt_out));
+                        sqlx::query(
+                            "UPDATE invoices SET number = $4, customer_platform_id = $5, \
+                             issued = $6, due = $7, currency = $8, amount_minor = $9, \
+                             outstanding_minor = $10, payment_reference = $11, credited = $13, \
+                             customer_id = (SELECT c.id FROM customers c \
+                               WHERE c.creditor_id = $1 AND c.connection_id = $3 \
+                               AND c.platform_id = $5), \
+                             seen_pass = COALESCE($14, seen_pass), \
+                             stage = COALESCE($15, stage), \
+                             next_action_on = CASE WHEN $15 IS NULL THEN next_action_on ELSE $16 END, \
+                             lifecycle = COALESCE($17, lifecycle), \
+                             version = version + 1, updated_at = $12 \
+                             WHERE creditor_id = $1 AND id = $2",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(id.as_str())
+                        .bind(connection.as_str())
+                        .bind(&facts.number)
+                        .bind(&facts.customer_platform_id)
+                        .bind(facts.issued)
+                        .bind(facts.due)
+                        .bind(facts.currency.code())
+                        .bind(stored.amount_minor)
+                        .bind(stored.outstanding_minor)
+                        .bind(&facts.payment_reference)
+                        .bind(millis(w.now))
+                        .bind(facts.credited)
+                        .bind(w.seen_pass)
+                        .bind(update.as_ref().map(|u| u.stage.as_str()))
+                        .bind(update.as_ref().and_then(|u| u.next_action_on))
+                        .bind(update.as_ref().map(|u| Json(&u.lifecycle)))
+                        .execute(&mut **tx)
+                        .await?;
+                        let change = serde_json::Value::Object(before.changes_to(facts));
+                        (id, Written::Changed, "changed", change, update)
+                    }
+                    None if w.known_only => return Ok(InvoiceWritten::Skipped),
+                    None => {
+                        let id = InvoiceId::generate();
+                        let update = w
+                            .decide
+                            .and_then(|(decide, opt_out)| decide.decide(None, facts, opt_out));
+                        let (stage, next_action_on, lifecycle) = match &update {
+                            Some(u) => (u.stage, u.next_action_on, u.lifecycle.clone()),
+                            None => (Stage::Open, Some(facts.due), serde_json::json!({})),
+                        };
+                        let inserted = sqlx::query(
+                            "INSERT INTO invoices (creditor_id, id, connection_id, \
+                             platform_id, number, customer_platform_id, issued, due, \
+                             currency, amount_minor, outstanding_minor, payment_reference, \
+                             customer_id, stage, next_action_on, lifecycle, version, \
+                             created_at, updated_at, credited, seen_pass) \
+                             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+                               (SELECT c.id FROM customers c WHERE c.creditor_id = $1 \
+                                AND c.connection_id = $3 AND c.platform_id = $6), \
+                               $13, $14, $15, 1, $16, $16, $17, $18 \
+                             FROM connections WHERE creditor_id = $1 AND id = $3 \
+                             ON CONFLICT (creditor_id, connection_id, platform_id) DO NOTHING",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(id.as_str())
+                        .bind(connection.as_str())
+                        .bind(&facts.platform_id)
+                        .bind(&facts.number)
+                        .bind(&facts.customer_platform_id)
+                        .bind(facts.issued)
+                        .bind(facts.due)
+                        .bind(facts.currency.code())
+                        .bind(stored.amount_minor)
+                        .bind(stored.outstanding_minor)
+                        .bind(&facts.payment_reference)
+                        .bind(stage.as_str())
+                        .bind(next_action_on)
+                        .bind(Json(lifecycle))
+                        .bind(millis(w.now))
+                        .bind(facts.credited)
+                        .bind(w.seen_pass)
+                        .execute(&mut **tx)
+                        .await?;
+                        if inserted.rows_affected() == 0 {
+                            return Ok(InvoiceWritten::Race);
+                        }
+                        let change = serde_json::to_value(facts)
+                            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                        (id, Written::Created, "created", change, update)
+                    }
+                };
+                append_event(tx, creditor, &id, w.now, w.source, kind, &change).await?;
+                let decisions = match &update {
+                    Some(update) => {
+                        append_decisions_and_jobs(tx, creditor, &id, update, w.now).await?;
+                        update.decisions.len()
+                    }
+                    None => 0,
+                };
+                Ok(InvoiceWritten::Written { id, written, decisions })
+            }
+
+            /// Appends a lifecycle update's decisions and enqueues its jobs (the outbox).
+            async fn append_decisions_and_jobs(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                creditor: &CreditorId,
+                invoice: &InvoiceId,
+                update: &LifecycleUpdate,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                for decision in &update.decisions {
+                    sqlx::query(
+                        "INSERT INTO decisions (creditor_id, invoice_id, on_day, at, rule, \
+                         inputs, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(invoice.as_str())
+                    .bind(decision.on)
+                    .bind(millis(now))
+                    .bind(&decision.rule)
+                    .bind(Json(&decision.inputs))
+                    .bind(Json(&decision.outcome))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                for job in &update.jobs {
+                    insert_job(tx, creditor, job, now).await?;
+                }
+                Ok(())
+            }
+
+            /// Enqueues a job; the same work enqueued twice stays one job. Whether it was new.
+            async fn insert_job(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                creditor: &CreditorId,
+                job: &NewJob,
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, \
+                     state, attempts, run_after, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $7) \
+                     ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .bind(JobId::generate().as_str())
+                .bind(creditor.as_str())
+                .bind(&job.kind)
+                .bind(&job.idempotency_key)
+                .bind(Json(&job.payload))
+                .bind(millis(job.run_after))
+                .bind(millis(now))
+                .execute(&mut **tx)
+                .await?;
+                Ok(inserted.rows_affected() == 1)
             }
         };
     };

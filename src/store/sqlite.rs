@@ -19,6 +19,10 @@ pub struct SqliteStore {
 }
 
 impl Dialect for SqliteStore {
+    fn json_text_list(param: &str) -> String {
+        format!("SELECT value FROM json_each({param})")
+    }
+
     const BACKEND: Backend = Backend::Sqlite;
     const LOCK_FOR_UPDATE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
