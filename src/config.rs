@@ -30,6 +30,12 @@ pub struct Config {
     pub shutdown_grace_seconds: u64,
     /// Seals connection credentials; only ever read from the environment.
     pub encryption_key: Option<EncryptionKey>,
+    /// How often each connection is polled; `None`: not at all.
+    pub poll_interval: Option<std::time::Duration>,
+    /// The local time from which the day's full resync runs.
+    pub full_sync_at: chrono::NaiveTime,
+    /// Timeout of one call to an accounting platform.
+    pub platform_timeout: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,6 +97,24 @@ pub const KEYS: &[Key] = &[
         env: "FORFALL_SHUTDOWN_GRACE_SECONDS",
         default: "30",
         meaning: "how long a shutdown waits for requests in flight, 0 to 3600",
+    },
+    Key {
+        name: "poll_interval_seconds",
+        env: "FORFALL_POLL_INTERVAL_SECONDS",
+        default: "300",
+        meaning: "how often each connection is polled, 10 to 86400 (0 turns polling off)",
+    },
+    Key {
+        name: "full_sync_at",
+        env: "FORFALL_FULL_SYNC_AT",
+        default: "03:00",
+        meaning: "local time (creditor's zone) from which the day's full resync runs, HH:MM",
+    },
+    Key {
+        name: "platform_timeout_seconds",
+        env: "FORFALL_PLATFORM_TIMEOUT_SECONDS",
+        default: "30",
+        meaning: "timeout of one call to an accounting platform, 1 to 600",
     },
     Key {
         name: "encryption_key",
@@ -227,7 +251,29 @@ impl Config {
             .map(|(v, _)| EncryptionKey::from_base64(v))
             .transpose()
             .map_err(|e| fail("encryption_key", e.to_string()))?;
+        let poll_seconds = number("poll_interval_seconds", 300, 86_400, 0)?;
+        if (1..10).contains(&poll_seconds) {
+            return Err(fail(
+                "poll_interval_seconds",
+                format!("`{poll_seconds}` is below 10 (0 turns polling off)"),
+            ));
+        }
+        let poll_interval =
+            (poll_seconds > 0).then(|| std::time::Duration::from_secs(poll_seconds));
+        let full_text = text("full_sync_at", "03:00");
+        let full_sync_at =
+            chrono::NaiveTime::parse_from_str(full_text.trim(), "%H:%M").map_err(|_| {
+                fail(
+                    "full_sync_at",
+                    format!("`{full_text}` is not a time such as 03:00"),
+                )
+            })?;
+        let platform_timeout =
+            std::time::Duration::from_secs(number("platform_timeout_seconds", 30, 600, 1)?);
         Ok(Config {
+            poll_interval,
+            full_sync_at,
+            platform_timeout,
             data_dir,
             database_url,
             database_max_connections,

@@ -14,3 +14,4 @@ pub mod secrets;
 pub mod server;
 pub mod simulate;
 pub mod store;
+pub mod sync;

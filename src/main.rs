@@ -10,6 +10,8 @@ use forfall::clock::SystemClock;
 use forfall::config::{Config, LogFormat};
 use forfall::store::{self, StoreError};
 
+mod cli_admin;
+
 #[derive(Parser)]
 #[command(
     name = "forfall",
@@ -44,6 +46,94 @@ enum Command {
     /// Benchmarks that print figures and ratios (they assert nothing).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Creditors: the businesses whose invoices Forfall follows.
+    #[command(subcommand)]
+    Creditors(CreditorsCommand),
+    /// Connections: a creditor's accounts on accounting platforms.
+    #[command(subcommand)]
+    Connections(ConnectionsCommand),
+    /// Run one sync pass of a connection now, with a progress bar (pages, invoices, elapsed). A
+    /// pass cut short earlier is finished first.
+    Sync {
+        /// The connection's id (conn_…).
+        connection: String,
+        /// Read everything again (the nightly resync): also re-reads open invoices the platform
+        /// no longer lists.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Run a faithful fake of a platform on loopback, for tests and demos, until Ctrl-C.
+    #[cfg(feature = "fake")]
+    #[command(subcommand)]
+    Fake(FakeCommand),
+}
+
+#[derive(Subcommand)]
+enum CreditorsCommand {
+    /// Add a creditor; prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// The creditor's organisation number.
+        #[arg(long)]
+        org: String,
+        /// NO, SE or FI.
+        #[arg(long)]
+        country: String,
+        /// An IANA time zone; the country's by default (Europe/Oslo for NO).
+        #[arg(long)]
+        time_zone: Option<String>,
+        /// nb or en.
+        #[arg(long, default_value = "nb")]
+        language: String,
+        /// A JSON file with the policy (the scenario format's `policy`); the defaults otherwise.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectionsCommand {
+    /// Add a connection; prints its id, its webhook path and its webhook secret. Needs
+    /// FORFALL_ENCRYPTION_KEY: the settings are stored sealed.
+    Add {
+        /// The creditor's id (cred_…).
+        #[arg(long)]
+        creditor: String,
+        /// tripletex or generic.
+        #[arg(long)]
+        platform: String,
+        /// A JSON file with the connector's settings (see the README's "Connectors").
+        #[arg(long, value_name = "FILE")]
+        settings: PathBuf,
+        /// The secret the platform signs webhooks with; a new one is made when absent.
+        #[arg(long)]
+        webhook_secret: Option<String>,
+    },
+    /// Ask the platform to deliver changes to this gateway (Tripletex: event subscriptions).
+    Subscribe {
+        connection: String,
+        /// This gateway's public base URL, e.g. https://forfall.example.no
+        #[arg(long)]
+        public_url: String,
+    },
+    /// List connections with their status, last sync and last error.
+    List,
+}
+
+#[cfg(feature = "fake")]
+#[derive(Subcommand)]
+enum FakeCommand {
+    /// The Tripletex API v2 under /v2, with a control API under /_fake.
+    Tripletex {
+        #[arg(long, default_value_t = 8090)]
+        port: u16,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// How many invoices to seed.
+        #[arg(long, default_value_t = 200)]
+        invoices: usize,
+    },
 }
 
 #[derive(clap::Args)]
@@ -129,7 +219,9 @@ fn main() -> ExitCode {
             let report = forfall::lifecycle::bench::bench_scaling(*small, *large, *due);
             return finish(emit(&format!("{report}\n")));
         }
-        Command::Serve | Command::Migrate => {}
+        #[cfg(feature = "fake")]
+        Command::Fake(command) => return finish(run_async(fake(command))),
+        _ => {}
     }
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
         Ok(config) => config,
@@ -153,9 +245,59 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve => serve(&config).await,
             Command::Migrate => migrate(&config).await,
-            Command::Claim(_) | Command::Simulate(_) | Command::Bench(_) => Ok(()),
+            Command::Creditors(command) => cli_admin::creditors(&config, command).await,
+            Command::Connections(command) => cli_admin::connections(&config, command).await,
+            Command::Sync { connection, full } => cli_admin::sync(&config, &connection, full).await,
+            // Answered before any configuration is read (see above).
+            _ => Ok(()),
         }
     }))
+}
+
+/// Runs a future on a fresh runtime (for commands that read no configuration).
+#[cfg(feature = "fake")]
+fn run_async(
+    future: impl std::future::Future<Output = Result<(), Failure>>,
+) -> Result<(), Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::Failed(format!("cannot start the async runtime: {e}")))?
+        .block_on(future)
+}
+
+#[cfg(feature = "fake")]
+async fn fake(command: &FakeCommand) -> Result<(), Failure> {
+    match command {
+        FakeCommand::Tripletex {
+            port,
+            seed,
+            invoices,
+        } => {
+            use forfall_tripletex::fake::{FakeConfig, FakeTripletex};
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", *port))
+                .await
+                .map_err(|e| Failure::Failed(format!("cannot listen on port {port}: {e}")))?;
+            let config = FakeConfig {
+                seed: *seed,
+                invoices: *invoices,
+                ..FakeConfig::default()
+            };
+            let (consumer, employee) =
+                (config.consumer_token.clone(), config.employee_token.clone());
+            let fake = FakeTripletex::start(listener, config)
+                .await
+                .map_err(|e| Failure::Failed(format!("cannot start the fake: {e}")))?;
+            emit(&format!(
+                "fake Tripletex at {}\ncontrol API at {}\nconsumer_token {consumer}\nemployee_token {employee}\n{invoices} invoices seeded with seed {seed}; Ctrl-C stops\n",
+                fake.base_url(),
+                fake.control_url()
+            ))?;
+            forfall::server::shutdown_signal().await;
+            fake.shutdown().await;
+            Ok(())
+        }
+    }
 }
 
 fn finish(outcome: Result<(), Failure>) -> ExitCode {
@@ -277,13 +419,26 @@ async fn serve(config: &Config) -> Result<(), Failure> {
         database = %store::redact_url(&config.database_url),
         "forfall is serving"
     );
+    let owner = forfall::server::instance_id();
+    let ingest = cli_admin::ingest(config, store.clone());
+    let background = forfall::server::Background {
+        ingest: Some(ingest),
+        poll: config
+            .poll_interval
+            .map(|interval| forfall::sync::PollSettings {
+                interval,
+                full_sync_at: config.full_sync_at,
+                owner: owner.clone(),
+            }),
+    };
     let served = forfall::server::serve(
         listener,
         store.clone(),
         Arc::new(SystemClock),
-        forfall::server::instance_id(),
+        owner,
         Duration::from_secs(config.shutdown_grace_seconds),
         forfall::server::shutdown_signal(),
+        background,
     )
     .await;
     store.close().await;

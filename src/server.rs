@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::api::{self, AppState};
 use crate::clock::Clock;
 use crate::store::Store;
+use crate::sync::{Ingest, PollSettings, run_poll_loop, run_webhook_worker};
 
 /// Identifies this instance as the holder of leases.
 pub fn instance_id() -> String {
@@ -35,6 +36,14 @@ pub enum ServeError {
 
 /// Runs until `shutdown` resolves, then drains and releases this instance's leases. The store
 /// stays open: its owner closes it.
+/// What runs beside the HTTP server.
+#[derive(Default)]
+pub struct Background {
+    /// Ingest: webhooks are accepted and processed (and, with `poll`, connections are polled).
+    pub ingest: Option<Arc<Ingest>>,
+    pub poll: Option<PollSettings>,
+}
+
 pub async fn serve(
     listener: TcpListener,
     store: Arc<dyn Store>,
@@ -42,8 +51,23 @@ pub async fn serve(
     owner: String,
     grace: Duration,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    background: Background,
 ) -> Result<(), ServeError> {
-    let state = AppState::new(store.clone(), clock);
+    let mut state = AppState::new(store.clone(), clock);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut workers = Vec::new();
+    if let Some(ingest) = background.ingest {
+        state.metrics = ingest.metrics.clone();
+        state.ingest = Some(ingest.clone());
+        workers.push(tokio::spawn(run_webhook_worker(
+            ingest.clone(),
+            owner.clone(),
+            stop_rx.clone(),
+        )));
+        if let Some(poll) = background.poll {
+            workers.push(tokio::spawn(run_poll_loop(ingest, poll, stop_rx.clone())));
+        }
+    }
     let app = api::router(state.clone());
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let stopping = {
@@ -66,6 +90,14 @@ pub async fn serve(
             Ok(())
         }
     };
+    let _ = stop_tx.send(true);
+    for worker in workers {
+        // A worker between two steps stops at once; one in the middle of a page finishes it
+        // within the grace period, or is cut off (its work resumes from the last commit).
+        if tokio::time::timeout(grace, worker).await.is_err() {
+            tracing::warn!("a background worker did not stop within the grace period");
+        }
+    }
     if let Err(e) = store.release_everything_of(&owner).await {
         tracing::error!(error = %e, "could not release this instance's leases; they expire on their own");
     }

@@ -35,6 +35,7 @@ async fn start(store: Arc<dyn Store>, owner: &str) -> Running {
             async {
                 let _ = stopped.await;
             },
+            forfall::server::Background::default(),
         )
         .await
         .expect("serve");

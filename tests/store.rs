@@ -74,6 +74,7 @@ async fn creditor(store: &Arc<dyn Store>, name: &str) -> (CreditorId, Connection
     let connection = store
         .create_connection(
             &creditor.id,
+            &ConnectionId::generate(),
             "tripletex",
             &SealedCredentials(vec![1, 2, 3]),
             now(),
@@ -607,7 +608,10 @@ async fn an_expired_job_lease_can_be_claimed_again_and_the_old_owner_loses_it(
     let (cred, conn) = creditor(&store, "A").await;
     enqueue(&store, &cred, &conn, &["only".into()]).await;
     let lease = Duration::from_secs(30);
-    let first = store.claim_jobs("a", KINDS, now(), lease, 10).await.unwrap();
+    let first = store
+        .claim_jobs("a", KINDS, now(), lease, 10)
+        .await
+        .unwrap();
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].attempts, 1);
     let during = now() + chrono::Duration::seconds(29);
@@ -619,7 +623,10 @@ async fn an_expired_job_lease_can_be_claimed_again_and_the_old_owner_loses_it(
             .is_empty()
     );
     let after = now() + chrono::Duration::seconds(30);
-    let second = store.claim_jobs("b", KINDS, after, lease, 10).await.unwrap();
+    let second = store
+        .claim_jobs("b", KINDS, after, lease, 10)
+        .await
+        .unwrap();
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].attempts, 2);
     let lost = store
@@ -641,7 +648,10 @@ async fn a_retried_job_waits_for_its_time_and_a_dead_one_is_never_claimed(store:
     let (cred, conn) = creditor(&store, "A").await;
     enqueue(&store, &cred, &conn, &["retry".into(), "dead".into()]).await;
     let lease = Duration::from_secs(60);
-    let claimed = store.claim_jobs("w", KINDS, now(), lease, 10).await.unwrap();
+    let claimed = store
+        .claim_jobs("w", KINDS, now(), lease, 10)
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
     let retry_at = now() + chrono::Duration::minutes(5);
     for job in &claimed {
@@ -670,7 +680,10 @@ async fn a_retried_job_waits_for_its_time_and_a_dead_one_is_never_claimed(store:
             .unwrap()
             .is_empty()
     );
-    let again = store.claim_jobs("w", KINDS, retry_at, lease, 10).await.unwrap();
+    let again = store
+        .claim_jobs("w", KINDS, retry_at, lease, 10)
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].idempotency_key, "retry");
     assert_eq!(again[0].last_error.as_deref(), Some("503 from the agency"));
@@ -884,6 +897,7 @@ async fn a_connection_of_an_unknown_creditor_is_refused_and_its_status_can_be_se
     let err = store
         .create_connection(
             &CreditorId::from("cred_nobody"),
+            &ConnectionId::generate(),
             "tripletex",
             &SealedCredentials(vec![]),
             now(),

@@ -1,6 +1,7 @@
 //! The HTTP surface: health, metrics (and, as the API grows, the partner API and webhooks).
 
 mod health;
+pub mod hooks;
 pub mod metrics;
 pub mod problem;
 
@@ -10,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::routing::{MethodRouter, get};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::clock::Clock;
 use crate::store::Store;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Arc<Metrics>,
+    /// Ingest from the platforms (webhooks); `None` where the gateway does not ingest.
+    pub ingest: Option<Arc<crate::sync::Ingest>>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -33,6 +36,7 @@ impl AppState {
             store,
             clock,
             metrics: Arc::new(Metrics::default()),
+            ingest: None,
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -58,6 +62,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/health/ready", get(health::ready)),
         ("/metrics", get(metrics::metrics)),
         ("/openapi.yaml", get(openapi)),
+        ("/hooks/{connection}", post(hooks::receive)),
     ]
 }
 

@@ -137,6 +137,15 @@ pub struct IngestItem {
     pub known_only: bool,
 }
 
+/// What one ingest writes.
+pub struct IngestBatch<'a> {
+    pub items: &'a [IngestItem],
+    pub source: EventSource,
+    pub decide: &'a dyn Decide,
+    /// The pass this page belongs to, if it comes from one.
+    pub progress: Option<&'a PassProgress>,
+}
+
 /// A page of a pass: committed with the items, so that a pass cut short resumes after it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PassProgress {
@@ -199,9 +208,11 @@ pub trait Store: Send + Sync {
     async fn creditor_ids(&self) -> Result<Vec<CreditorId>, StoreError>;
 
     // Connections.
+    /// Creates a connection under `id` (chosen by the caller, who seals the credentials to it).
     async fn create_connection(
         &self,
         creditor: &CreditorId,
+        id: &ConnectionId,
         platform: &str,
         credentials: &SealedCredentials,
         now: DateTime<Utc>,
@@ -351,10 +362,7 @@ pub trait Store: Send + Sync {
         &self,
         creditor: &CreditorId,
         connection: &ConnectionId,
-        items: &[IngestItem],
-        source: EventSource,
-        decide: &dyn Decide,
-        progress: Option<&PassProgress>,
+        batch: &IngestBatch<'_>,
         now: DateTime<Utc>,
     ) -> Result<IngestReport, StoreError>;
     /// The platform ids of the open invoices (outstanding above zero, no final stage) a full pass

@@ -46,7 +46,7 @@ macro_rules! impl_store {
             };
             use $crate::store::sql::Dialect;
             use $crate::store::{
-                Backend, Decide, IngestItem, IngestReport, JobOutcome, LifecycleUpdate, PassProgress,
+                Backend, Decide, IngestBatch, IngestItem, IngestReport, JobOutcome, LifecycleUpdate,
                 SchemaStatus, Store, StoreError, Upserted, Written, lease_end, millis,
             };
 
@@ -146,11 +146,12 @@ macro_rules! impl_store {
                 async fn create_connection(
                     &self,
                     creditor: &CreditorId,
+                    id: &ConnectionId,
                     platform: &str,
                     credentials: &SealedCredentials,
                     now: DateTime<Utc>,
                 ) -> Result<Connection, StoreError> {
-                    let id = ConnectionId::generate();
+                    let id = id.clone();
                     let inserted = sqlx::query(
                         "INSERT INTO connections (id, creditor_id, platform, credentials, status, \
                                  created_at) SELECT $1, id, $3, $4, $5, $6 FROM creditors WHERE id = $2",
@@ -609,19 +610,17 @@ macro_rules! impl_store {
                     &self,
                     creditor: &CreditorId,
                     connection: &ConnectionId,
-                    items: &[IngestItem],
-                    source: EventSource,
-                    decide: &dyn Decide,
-                    progress: Option<&PassProgress>,
+                    batch: &IngestBatch<'_>,
                     now: DateTime<Utc>,
                 ) -> Result<IngestReport, StoreError> {
-                    let stored = items
+                    let stored = batch
+                        .items
                         .iter()
                         .map(|item| Ok((item, StoredFacts::of(&item.invoice)?)))
                         .collect::<Result<Vec<_>, StoreError>>()?;
                     loop {
                         if let Some(report) = self
-                            .ingest_once(creditor, connection, &stored, source, decide, progress, now)
+                            .ingest_once(creditor, connection, &stored, batch, now)
                             .await?
                         {
                             return Ok(report);
@@ -896,11 +895,10 @@ macro_rules! impl_store {
                     creditor: &CreditorId,
                     connection: &ConnectionId,
                     items: &[(&IngestItem, StoredFacts)],
-                    source: EventSource,
-                    decide: &dyn Decide,
-                    progress: Option<&PassProgress>,
+                    batch: &IngestBatch<'_>,
                     now: DateTime<Utc>,
                 ) -> Result<Option<IngestReport>, StoreError> {
+                    let (source, decide, progress) = (batch.source, batch.decide, batch.progress);
                     let mut tx = self.begin_write().await?;
                     let mut report = IngestReport::default();
                     let mut customers: std::collections::HashMap<&str, bool> =

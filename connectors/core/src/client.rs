@@ -19,6 +19,9 @@ use http::{HeaderMap, Method, StatusCode};
 
 use crate::ConnectorError;
 
+/// Reads a platform's error body into a one-line explanation.
+pub type ErrorDetail = fn(&[u8]) -> Option<String>;
+
 /// How a connection talks to its platform. Defaults suit the platforms' published limits.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -38,7 +41,7 @@ pub struct HttpSettings {
     pub rate_limit_headers: Option<(&'static str, &'static str)>,
     /// Reads the platform's own error body into a one-line explanation (its code and message,
     /// never personal data); without it errors carry a short excerpt of the body.
-    pub error_detail: Option<fn(&[u8]) -> Option<String>>,
+    pub error_detail: Option<ErrorDetail>,
 }
 
 impl Default for HttpSettings {
@@ -304,7 +307,7 @@ fn classify(
     status: StatusCode,
     headers: HeaderMap,
     body: Vec<u8>,
-    error_detail: Option<fn(&[u8]) -> Option<String>>,
+    error_detail: Option<ErrorDetail>,
 ) -> Result<Response, ConnectorError> {
     let detail = |body: &[u8]| {
         error_detail

@@ -122,11 +122,13 @@ pub enum RemoteChange {
     /// The invoice no longer exists on the platform.
     InvoiceDeleted(RemoteId),
     /// The delivery carried the whole invoice (the generic connector's `invoice.v1`).
-    InvoiceSnapshot(RemoteInvoice),
+    InvoiceSnapshot(Box<RemoteInvoice>),
     /// Something changed that may affect several invoices (a payment matched, a voucher, a
     /// customer's details): the gateway re-reads the invoices it knows of that customer, or all
     /// open ones when `customer` is `None`.
-    Unspecific { customer: Option<RemoteId> },
+    Unspecific {
+        customer: Option<RemoteId>,
+    },
 }
 
 /// A verified webhook delivery.
@@ -232,8 +234,7 @@ pub trait Connector: Send + Sync {
     ) -> Result<(), ConnectorError> {
         Err(ConnectorError::Unsupported("webhook subscriptions"))
     }
-    async fn record_payment(&self, id: &RemoteId, payment: &Payment)
-    -> Result<(), ConnectorError>;
+    async fn record_payment(&self, id: &RemoteId, payment: &Payment) -> Result<(), ConnectorError>;
     async fn record_status(&self, id: &RemoteId, note: &StatusNote) -> Result<(), ConnectorError>;
 }
 

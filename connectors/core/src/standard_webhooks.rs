@@ -92,9 +92,7 @@ impl Secret {
         if encoded.is_empty() {
             return Err(SecretError::Empty);
         }
-        let key = BASE64
-            .decode(encoded)
-            .map_err(|_| SecretError::NotBase64)?;
+        let key = BASE64.decode(encoded).map_err(|_| SecretError::NotBase64)?;
         Secret::from_bytes(&key)
     }
 
@@ -362,7 +360,10 @@ mod tests {
     #[test]
     fn debug_never_shows_the_key() {
         let shown = format!("{:?}", secret());
-        assert!(!shown.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "{shown}");
+        assert!(
+            !shown.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "{shown}"
+        );
         assert!(shown.contains("redacted"));
     }
 
@@ -421,12 +422,24 @@ mod tests {
     #[test]
     fn a_timestamp_that_is_not_whole_seconds_is_refused() {
         let secret = secret();
-        for bad in ["1614265330.5", "-5", "+1614265330", "soon", "99999999999999999999"] {
+        for bad in [
+            "1614265330.5",
+            "-5",
+            "+1614265330",
+            "soon",
+            "99999999999999999999",
+        ] {
             let mut headers = signed(&secret, "msg_1", 1_614_265_330, b"x");
             headers.insert(HEADER_TIMESTAMP, bad.parse().unwrap());
             assert_eq!(
-                verify(&secret, &headers, b"x", at(1_614_265_330), DEFAULT_TOLERANCE)
-                    .unwrap_err(),
+                verify(
+                    &secret,
+                    &headers,
+                    b"x",
+                    at(1_614_265_330),
+                    DEFAULT_TOLERANCE
+                )
+                .unwrap_err(),
                 SignatureError::BadTimestamp,
                 "{bad}"
             );

@@ -70,7 +70,10 @@ fn a_tampered_body_is_refused() {
 fn a_tampered_id_is_refused() {
     let mut headers = vector_headers(SIGNATURE);
     headers.insert(HEADER_ID, "msg_other".parse().unwrap());
-    assert_eq!(check(&headers, PAYLOAD).unwrap_err(), SignatureError::Mismatch);
+    assert_eq!(
+        check(&headers, PAYLOAD).unwrap_err(),
+        SignatureError::Mismatch
+    );
 }
 
 #[test]
@@ -93,7 +96,13 @@ fn a_stale_timestamp_is_refused_even_with_a_valid_signature() {
     )
     .unwrap_err();
     assert!(
-        matches!(error, SignatureError::Stale { age_seconds: 360, .. }),
+        matches!(
+            error,
+            SignatureError::Stale {
+                age_seconds: 360,
+                ..
+            }
+        ),
         "{error}"
     );
 }
@@ -156,7 +165,10 @@ fn multiple_signatures_fail_when_none_is_valid() {
     let one = sign(&Secret::generate(), ID, TIMESTAMP, PAYLOAD);
     let two = sign(&Secret::generate(), ID, TIMESTAMP, PAYLOAD);
     let headers = vector_headers(&format!("{one} {two}"));
-    assert_eq!(check(&headers, PAYLOAD).unwrap_err(), SignatureError::Mismatch);
+    assert_eq!(
+        check(&headers, PAYLOAD).unwrap_err(),
+        SignatureError::Mismatch
+    );
 }
 
 #[test]

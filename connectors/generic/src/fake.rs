@@ -135,9 +135,7 @@ impl FakePartner {
 
     /// The next `n` requests to the feed are answered with `fault`.
     pub fn fail_next(&self, n: usize, fault: Fault) {
-        self.state()
-            .faults
-            .extend(std::iter::repeat_n(fault, n));
+        self.state().faults.extend(std::iter::repeat_n(fault, n));
     }
 
     /// Requests the feed has received, faults and refusals included.
@@ -173,9 +171,10 @@ impl FakePartner {
                     "rate_limited",
                     "too many requests",
                 );
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.as_secs()));
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(retry_after.as_secs()),
+                );
                 return Some(response);
             }
             None => {}
@@ -220,10 +219,7 @@ async fn list(
     };
     let after = match query.get("cursor") {
         None => 0,
-        Some(cursor) => match cursor
-            .strip_prefix('c')
-            .and_then(|n| n.parse::<u64>().ok())
-        {
+        Some(cursor) => match cursor.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()) {
             Some(after) => after,
             None => return problem(StatusCode::BAD_REQUEST, "bad_request", "unknown cursor"),
         },

@@ -168,7 +168,12 @@ fn parse_customer(value: &Value, path: &str) -> Result<RemoteCustomer, InvoiceV1
     let mut city = None;
     let mut country = None;
     if let Some(value) = customer.optional("address") {
-        let address = Fields::new(value, &customer.path("address"), ADDRESS_FIELDS, "an object")?;
+        let address = Fields::new(
+            value,
+            &customer.path("address"),
+            ADDRESS_FIELDS,
+            "an object",
+        )?;
         if let Some(lines) = address.optional("lines") {
             let Value::Array(lines) = lines else {
                 return Err(address.error("lines", "must be an array of strings"));

@@ -29,8 +29,7 @@ use forfall_connector::{
 use serde_json::Value;
 
 pub use event::{
-    Event, INVOICE_CREATED, INVOICE_DELETED, INVOICE_UPDATED, WebhookEvent, event_json,
-    parse_event,
+    Event, INVOICE_CREATED, INVOICE_DELETED, INVOICE_UPDATED, WebhookEvent, event_json, parse_event,
 };
 pub use invoice_v1::{AMOUNT_DECIMALS, InvoiceV1Error, SCHEMA, parse_invoice, to_json};
 
@@ -107,7 +106,9 @@ impl GenericConfig {
     fn check(&self) -> Result<(), ConnectorError> {
         let bad = |why: &str| ConnectorError::Config(format!("generic credentials: {why}"));
         match (&self.base_url, &self.token) {
-            (Some(url), Some(_)) => check_base_url(url).map_err(|why| bad(&format!("base_url {why}"))),
+            (Some(url), Some(_)) => {
+                check_base_url(url).map_err(|why| bad(&format!("base_url {why}")))
+            }
             (None, None) => Ok(()),
             (Some(_), None) => Err(bad("base_url needs a token for the feed")),
             (None, Some(_)) => Err(bad("a token is only used with base_url, which is missing")),
@@ -240,9 +241,9 @@ impl GenericConnector {
     }
 
     fn feed(&self) -> Result<&Feed, ConnectorError> {
-        self.feed
-            .as_ref()
-            .ok_or(ConnectorError::Unsupported("polling (no base_url configured)"))
+        self.feed.as_ref().ok_or(ConnectorError::Unsupported(
+            "polling (no base_url configured)",
+        ))
     }
 }
 
@@ -428,7 +429,9 @@ impl Connector for GenericConnector {
             .ok()
             .and_then(|text| Secret::parse(text).ok())
             .ok_or_else(|| {
-                ConnectorError::Config("the connection's webhook secret is not a whsec_ secret".into())
+                ConnectorError::Config(
+                    "the connection's webhook secret is not a whsec_ secret".into(),
+                )
             })?;
         let delivery = standard_webhooks::verify(&secret, headers, body, now, DEFAULT_TOLERANCE)
             .map_err(|e| ConnectorError::BadSignature(e.to_string()))?;
@@ -444,7 +447,7 @@ impl Connector for GenericConnector {
     ) -> Result<Vec<RemoteChange>, ConnectorError> {
         let event = parse_event(body).map_err(malformed)?;
         Ok(vec![match event.event {
-            WebhookEvent::Updated(invoice) => RemoteChange::InvoiceSnapshot(invoice),
+            WebhookEvent::Updated(invoice) => RemoteChange::InvoiceSnapshot(Box::new(invoice)),
             WebhookEvent::Deleted(id) => RemoteChange::InvoiceDeleted(id),
         }])
     }
@@ -457,7 +460,11 @@ impl Connector for GenericConnector {
         Err(ConnectorError::Unsupported("registering payments"))
     }
 
-    async fn record_status(&self, _id: &RemoteId, _note: &StatusNote) -> Result<(), ConnectorError> {
+    async fn record_status(
+        &self,
+        _id: &RemoteId,
+        _note: &StatusNote,
+    ) -> Result<(), ConnectorError> {
         Err(ConnectorError::Unsupported("status notes"))
     }
 }

@@ -203,14 +203,19 @@ pub struct Tripletex {
 }
 
 impl Tripletex {
-    pub fn new(config: TripletexConfig, mut http: HttpSettings) -> Result<Tripletex, ConnectorError> {
+    pub fn new(
+        config: TripletexConfig,
+        mut http: HttpSettings,
+    ) -> Result<Tripletex, ConnectorError> {
         if config.consumer_token.trim().is_empty() || config.employee_token.trim().is_empty() {
             return Err(ConnectorError::Config(
                 "consumer_token and employee_token are required".into(),
             ));
         }
         if config.page_size == 0 {
-            return Err(ConnectorError::Config("page_size must be at least 1".into()));
+            return Err(ConnectorError::Config(
+                "page_size must be at least 1".into(),
+            ));
         }
         let mut base = Url::parse(&config.base_url).map_err(|e| {
             ConnectorError::Config(format!("base_url {:?} is not a URL: {e}", config.base_url))
@@ -296,14 +301,11 @@ impl Tripletex {
                 .as_deref()
                 .is_some_and(|d| d.trim().eq_ignore_ascii_case(wanted.trim()))
         });
-        let id = exact
-            .or(list.values.first())
-            .map(|t| t.id)
-            .ok_or_else(|| {
-                ConnectorError::Config(format!(
-                    "Tripletex has no payment type described as {wanted:?}"
-                ))
-            })?;
+        let id = exact.or(list.values.first()).map(|t| t.id).ok_or_else(|| {
+            ConnectorError::Config(format!(
+                "Tripletex has no payment type described as {wanted:?}"
+            ))
+        })?;
         *cached = Some(id);
         Ok(id)
     }
@@ -311,7 +313,8 @@ impl Tripletex {
     async fn wire_invoice(&self, id: &RemoteId) -> Result<Invoice, ConnectorError> {
         let numeric: i64 = id.0.parse().map_err(|_| ConnectorError::NotFound)?;
         let mut url = self.url(&["invoice", &numeric.to_string()])?;
-        url.query_pairs_mut().append_pair("fields", &invoice_fields());
+        url.query_pairs_mut()
+            .append_pair("fields", &invoice_fields());
         let wrapper: Wrapper<Invoice> = self.get(url).await?.json()?;
         Ok(wrapper.value)
     }
@@ -492,11 +495,7 @@ impl Connector for Tripletex {
         Ok(())
     }
 
-    async fn record_payment(
-        &self,
-        id: &RemoteId,
-        payment: &Payment,
-    ) -> Result<(), ConnectorError> {
+    async fn record_payment(&self, id: &RemoteId, payment: &Payment) -> Result<(), ConnectorError> {
         if payment.amount <= Decimal::ZERO {
             return Err(ConnectorError::Rejected {
                 status: 422,
@@ -533,7 +532,10 @@ impl Connector for Tripletex {
                     nok / invoice.amount
                 };
                 query
-                    .append_pair("paidAmount", &(payment.amount * rate).round_dp(2).to_string())
+                    .append_pair(
+                        "paidAmount",
+                        &(payment.amount * rate).round_dp(2).to_string(),
+                    )
                     .append_pair("paidAmountCurrency", &payment.amount.to_string());
             }
             query.append_pair("fields", "id,version");
@@ -544,7 +546,11 @@ impl Connector for Tripletex {
         Ok(())
     }
 
-    async fn record_status(&self, _id: &RemoteId, _note: &StatusNote) -> Result<(), ConnectorError> {
+    async fn record_status(
+        &self,
+        _id: &RemoteId,
+        _note: &StatusNote,
+    ) -> Result<(), ConnectorError> {
         Err(ConnectorError::Unsupported(
             "status notes on invoices (Tripletex has no endpoint for them)",
         ))

@@ -199,7 +199,10 @@ pub fn standing(invoice: &Invoice, mapped: &RemoteInvoice) -> Standing {
 /// A Tripletex invoice as Forfall's normalised invoice. Amounts are in the invoice's currency
 /// (`amountCurrency`, `amountCurrencyOutstanding`), falling back to the company currency fields.
 pub fn to_remote_invoice(invoice: &Invoice) -> Result<RemoteInvoice, ConnectorError> {
-    let customer = invoice.customer.as_ref().ok_or_else(|| missing("customer"))?;
+    let customer = invoice
+        .customer
+        .as_ref()
+        .ok_or_else(|| missing("customer"))?;
     let total = if invoice.amount_currency.is_some() {
         amount(&invoice.amount_currency, "amountCurrency")?
     } else {

@@ -218,8 +218,10 @@ mod tests {
             vec![RemoteChange::InvoiceChanged(RemoteId("7".into()))]
         );
         assert_eq!(
-            parse(br#"{"event":"closeGroup.create","id":3,"value":{"id":3,"postings":[
-                {"id":1,"customer":{"id":501}},{"id":2,"customer":{"id":501}},{"id":3}]}}"#)
+            parse(
+                br#"{"event":"closeGroup.create","id":3,"value":{"id":3,"postings":[
+                {"id":1,"customer":{"id":501}},{"id":2,"customer":{"id":501}},{"id":3}]}}"#
+            )
             .unwrap(),
             vec![RemoteChange::Unspecific {
                 customer: Some(RemoteId("501".into()))

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::schema::{Sel, Ty, schema, star};
 use super::{
-    CustomerChange, Fault, FakeConfig, FakeError, LoggedDelivery, LoggedRequest, NewAddress,
+    CustomerChange, FakeConfig, FakeError, Fault, LoggedDelivery, LoggedRequest, NewAddress,
     NewCustomer, NewInvoice,
 };
 
@@ -112,7 +112,6 @@ pub(crate) static CURRENCIES: &[CurrencyRec] = &[
     },
 ];
 pub(crate) const NOK: i64 = 1;
-pub(crate) const EUR: i64 = 5;
 
 pub(crate) fn currency(id: i64) -> Option<&'static CurrencyRec> {
     CURRENCIES.iter().find(|c| c.id == id)
@@ -513,7 +512,6 @@ pub(crate) struct Subscription {
 
 #[derive(Debug, Clone)]
 pub(crate) struct Session {
-    pub id: i64,
     pub expiration: NaiveDate,
     pub expired: bool,
     pub window_start: Instant,
@@ -686,7 +684,8 @@ impl State {
     }
 
     pub fn voucher(&self, id: i64) -> Option<&Voucher> {
-        self.vouchers.get(idx(id, VOUCHER_BASE, self.vouchers.len())?)
+        self.vouchers
+            .get(idx(id, VOUCHER_BASE, self.vouchers.len())?)
     }
 
     pub fn close_group(&self, id: i64) -> Option<&CloseGroup> {
@@ -706,9 +705,13 @@ impl State {
     fn add_address(&mut self, a: &NewAddress) -> Result<i64, FakeError> {
         let country = match &a.country {
             None => NORWAY,
-            Some(code) => country_by_code(code)
-                .ok_or_else(|| FakeError::invalid("postalAddress.country", "unknown country code"))?
-                .id,
+            Some(code) => {
+                country_by_code(code)
+                    .ok_or_else(|| {
+                        FakeError::invalid("postalAddress.country", "unknown country code")
+                    })?
+                    .id
+            }
         };
         let id = self.next_address_id;
         self.next_address_id += 1;
@@ -933,23 +936,19 @@ impl State {
     }
 
     /// A charged invoice (or, with `credit_of`, a credit note) and its sales voucher.
-    fn insert_invoice(
-        &mut self,
-        spec: InvoiceSpec,
-        at: NaiveDateTime,
-    ) -> Result<i64, FakeError> {
+    fn insert_invoice(&mut self, spec: InvoiceSpec, at: NaiveDateTime) -> Result<i64, FakeError> {
         let id = self.next_invoice_id;
         self.next_invoice_id += 1;
         let number = self.next_invoice_number;
         self.next_invoice_number += 1;
-        let customer_number = self
-            .customers
-            .get(&spec.customer)
-            .map(|c| c.number)
-            .ok_or(FakeError::NotFound {
-                kind: "customer",
-                id: spec.customer,
-            })?;
+        let customer_number =
+            self.customers
+                .get(&spec.customer)
+                .map(|c| c.number)
+                .ok_or(FakeError::NotFound {
+                    kind: "customer",
+                    id: spec.customer,
+                })?;
         let kid = match spec.kid {
             Some(k) => k,
             None if spec.credit_of.is_some() => String::new(),
@@ -1173,7 +1172,10 @@ impl State {
                     ));
                 }
                 Some(p) if p <= Decimal::ZERO => {
-                    return Err(FakeError::invalid("paidAmountCurrency", "must be above zero"));
+                    return Err(FakeError::invalid(
+                        "paidAmountCurrency",
+                        "must be above zero",
+                    ));
                 }
                 Some(p) => round2(p),
             }
@@ -1573,11 +1575,9 @@ pub(crate) fn render<E: Entity>(cx: &Cx<'_>, e: &E, sel: &Sel) -> Value {
             Val::J(v) => v,
             Val::Obj(None) => Value::Null,
             Val::Obj(Some(r)) => render_ref(cx, &r, sub.as_ref()),
-            Val::Arr(rs) => Value::Array(
-                rs.iter()
-                    .map(|r| render_ref(cx, r, sub.as_ref()))
-                    .collect(),
-            ),
+            Val::Arr(rs) => {
+                Value::Array(rs.iter().map(|r| render_ref(cx, r, sub.as_ref())).collect())
+            }
         };
         m.insert(def.name.to_string(), v);
     }
@@ -1845,7 +1845,10 @@ impl Entity for CurrencyRec {
             "code" => s(self.code),
             "description" => s(self.description),
             "factor" => j(self.factor),
-            "displayName" => Val::J(Value::String(format!("{} - {}", self.code, self.description))),
+            "displayName" => Val::J(Value::String(format!(
+                "{} - {}",
+                self.code, self.description
+            ))),
             "isDisabled" => j(false),
             _ => Val::J(Value::Null),
         }
@@ -1933,7 +1936,9 @@ impl Entity for Posting {
         let inv = || self.invoice.and_then(|i| cx.st.invoices.get(&i));
         let ledger = matches!(
             self.kind,
-            PostingKind::InvoiceCustomer | PostingKind::PaymentCustomer | PostingKind::CreditCustomer
+            PostingKind::InvoiceCustomer
+                | PostingKind::PaymentCustomer
+                | PostingKind::CreditCustomer
         );
         match name {
             "id" => j(self.id),
@@ -1944,8 +1949,14 @@ impl Entity for Posting {
             "date" => Val::J(date(self.date)),
             "description" => Val::J(Value::String(self.description(cx.st))),
             "account" => Val::Obj(Some(ORef::Account(account_id(self.account)))),
-            "amortizationAccount" | "supplier" | "employee" | "project" | "product"
-            | "department" | "quantityType1" | "quantityType2" => Val::Obj(None),
+            "amortizationAccount"
+            | "supplier"
+            | "employee"
+            | "project"
+            | "product"
+            | "department"
+            | "quantityType1"
+            | "quantityType2" => Val::Obj(None),
             "customer" => Val::Obj(self.customer.map(ORef::Customer)),
             "vatType" => Val::Obj(Some(ORef::VatType(self.vat_type.unwrap_or(0)))),
             "amount" => Val::J(money(self.amount)),
@@ -1959,9 +1970,7 @@ impl Entity for Posting {
                 _ => s(""),
             },
             "termOfPayment" => match inv() {
-                Some(i) if self.kind == PostingKind::InvoiceCustomer => {
-                    Val::J(date(i.due_date))
-                }
+                Some(i) if self.kind == PostingKind::InvoiceCustomer => Val::J(date(i.due_date)),
                 _ => Val::J(date(self.date)),
             },
             "row" => j(self.row),
@@ -1982,7 +1991,10 @@ impl Entity for Posting {
                 )),
                 _ => s(""),
             },
-            "systemGenerated" => j(matches!(self.kind, PostingKind::Vat | PostingKind::CreditVat)),
+            "systemGenerated" => j(matches!(
+                self.kind,
+                PostingKind::Vat | PostingKind::CreditVat
+            )),
             "taxTransactionType" | "taxTransactionTypeId" => Val::J(Value::Null),
             "matched" => j(self.close_group.is_some()),
             "quantityAmount1" | "quantityAmount2" => Val::J(money(Decimal::ZERO)),

@@ -587,7 +587,10 @@ mod tests {
     use super::*;
 
     fn names(sel: &Sel, ty: Ty) -> Vec<&'static str> {
-        sel.fields.iter().map(|(i, _)| schema(ty)[*i].name).collect()
+        sel.fields
+            .iter()
+            .map(|(i, _)| schema(ty)[*i].name)
+            .collect()
     }
 
     #[test]

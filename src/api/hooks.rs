@@ -1,0 +1,178 @@
+//! `POST /hooks/{connection}`: the platforms' webhooks. Verified with the connection's own scheme
+//! (Tripletex's `x-request-signature`, Standard Webhooks for the generic connector), stored as a
+//! job in the same database as everything else, and acknowledged at once; the webhook worker
+//! processes it (see `sync::hooks`). Nothing is ingested from a delivery that fails a check.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use forfall_connector::ConnectorError;
+use sha2::Digest;
+
+use super::AppState;
+use super::problem::Problem;
+use crate::domain::{ConnectionId, NewJob};
+use crate::sync::WEBHOOK_JOB;
+
+/// The largest delivery accepted.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+const REJECTED: &str = "forfall_webhooks_rejected_total";
+
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(connection): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(ingest) = state.ingest.clone() else {
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ingest-off",
+            "This gateway does not ingest",
+        )
+        .into_response();
+    };
+    let reject = |reason: &str, problem: Problem| {
+        state.metrics.count(REJECTED, reason);
+        problem.into_response()
+    };
+    let id = ConnectionId::from(connection.as_str());
+    let connection = match state.store.find_connection(&id).await {
+        Ok(Some(connection)) => connection,
+        Ok(None) => return reject("unknown_connection", Problem::not_found()),
+        Err(e) => {
+            tracing::error!(error = %e, "webhook: store");
+            return Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "The store is unavailable",
+            )
+            .into_response();
+        }
+    };
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            "The delivery is too large",
+        )
+        .with_detail(format!("at most {MAX_BODY} bytes"))
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY) {
+        return reject("too_large", too_large());
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(_) => return reject("too_large", too_large()),
+    };
+    let opened = match ingest.connectors.open(&connection) {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::error!(connection = %id, error = %e, "webhook: cannot open the connection");
+            return Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "connection-unusable",
+                "The connection cannot be used",
+            )
+            .into_response();
+        }
+    };
+    let connector = opened.connector.as_ref();
+    let now = state.clock.now();
+    let delivery = match connector.verify_webhook(&opened.webhook_secret, &headers, &body, now) {
+        Ok(delivery) => delivery,
+        Err(ConnectorError::BadSignature(why)) => {
+            return reject(
+                "bad_signature",
+                Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "bad-signature",
+                    "The delivery's signature does not check out",
+                )
+                .with_detail(why),
+            );
+        }
+        Err(e) => {
+            tracing::error!(connection = %id, error = %e, "webhook: cannot verify");
+            return reject(
+                "unverifiable",
+                Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "bad-signature",
+                    "The delivery cannot be verified",
+                ),
+            );
+        }
+    };
+    if let Err(e) = connector.parse_webhook(&headers, &body) {
+        return reject(
+            "malformed",
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-delivery",
+                "The delivery cannot be read",
+            )
+            .with_detail(e.to_string()),
+        );
+    }
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return reject(
+            "malformed",
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "malformed-delivery",
+                "The delivery is not UTF-8",
+            ),
+        );
+    };
+    // A delivery the platform does not name is named by its content: the same bytes twice are
+    // the same delivery.
+    let delivery_id = delivery.id.unwrap_or_else(|| {
+        let digest = sha2::Sha256::digest(&body);
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    });
+    let job = NewJob {
+        kind: WEBHOOK_JOB.into(),
+        idempotency_key: format!("webhook:{id}:{delivery_id}"),
+        payload: serde_json::json!({ "connection": id.as_str(), "body": text }),
+        run_after: now,
+    };
+    match state
+        .store
+        .enqueue_job(&connection.creditor_id, &job, now)
+        .await
+    {
+        Ok(true) => {
+            ingest.deliveries.notify_one();
+            state
+                .metrics
+                .count("forfall_webhooks_accepted_total", &connection.platform);
+            StatusCode::ACCEPTED.into_response()
+        }
+        Ok(false) => reject(
+            "replayed",
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "replayed-delivery",
+                "This delivery was received before",
+            )
+            .with_detail(format!("delivery {delivery_id}")),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "webhook: cannot store the delivery");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store-unavailable",
+                "The store is unavailable",
+            )
+            .into_response()
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The administrative commands: creditors, connections, and a sync from the command line.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use forfall::clock::SystemClock;
+use forfall::config::Config;
+use forfall::domain::{ConnectionId, Country, CreditorId, Language, NewCreditor};
+use forfall::store::{self, Store};
+use forfall::sync::connections::{ConnectionSecrets, Connectors, PLATFORMS};
+use forfall::sync::{Ingest, SyncError};
+use forfall_connector::client::HttpSettings;
+
+use crate::{ConnectionsCommand, CreditorsCommand, Failure, emit};
+
+/// The ingest service for this configuration.
+pub fn ingest(config: &Config, store: Arc<dyn Store>) -> Arc<Ingest> {
+    let http = HttpSettings {
+        timeout: config.platform_timeout,
+        ..HttpSettings::default()
+    };
+    Arc::new(Ingest::new(
+        store,
+        Arc::new(SystemClock),
+        Connectors::new(config.encryption_key.clone(), http),
+        Arc::new(forfall::api::metrics::Metrics::default()),
+    ))
+}
+
+fn read_json(path: &std::path::Path) -> Result<serde_json::Value, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| Failure::BadInput(format!("{}: not JSON: {e}", path.display())))
+}
+
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, Failure> {
+    let store = store::open(&config.store_options()).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub async fn creditors(config: &Config, command: CreditorsCommand) -> Result<(), Failure> {
+    match command {
+        CreditorsCommand::Add {
+            name,
+            org,
+            country,
+            time_zone,
+            language,
+            policy,
+        } => {
+            let country: Country = country
+                .parse()
+                .map_err(|_| Failure::BadInput(format!("--country {country:?}: NO, SE or FI")))?;
+            let time_zone = time_zone
+                .map(|tz| {
+                    tz.parse().map_err(|_| {
+                        Failure::BadInput(format!("--time-zone {tz:?}: not an IANA zone"))
+                    })
+                })
+                .transpose()?;
+            let language = Language::parse(&language)
+                .ok_or_else(|| Failure::BadInput(format!("--language {language:?}: nb or en")))?;
+            let policy = match policy {
+                Some(path) => {
+                    let value = read_json(&path)?;
+                    forfall::rules::policy::Policy::from_json(&value)
+                        .map_err(|e| Failure::BadInput(format!("{}: {e}", path.display())))?;
+                    value
+                }
+                None => serde_json::json!({}),
+            };
+            let store = open_store(config).await?;
+            let creditor = store
+                .create_creditor(
+                    &NewCreditor {
+                        name,
+                        organisation_number: org,
+                        country,
+                        time_zone,
+                        language,
+                        policy,
+                    },
+                    chrono::Utc::now(),
+                )
+                .await?;
+            store.close().await;
+            emit(&format!("{}\n", creditor.id))
+        }
+    }
+}
+
+pub async fn connections(config: &Config, command: ConnectionsCommand) -> Result<(), Failure> {
+    match command {
+        ConnectionsCommand::Add {
+            creditor,
+            platform,
+            settings,
+            webhook_secret,
+        } => {
+            let key = config.encryption_key.as_ref().ok_or_else(|| {
+                Failure::BadInput("FORFALL_ENCRYPTION_KEY is not set: it seals the settings".into())
+            })?;
+            if !PLATFORMS.contains(&platform.as_str()) {
+                return Err(Failure::BadInput(format!(
+                    "--platform {platform:?}: one of {}",
+                    PLATFORMS.join(", ")
+                )));
+            }
+            let value = read_json(&settings)?;
+            // The settings must make a connector before they are stored.
+            forfall::sync::connections::connector_for(&platform, &value, HttpSettings::default())
+                .map_err(|e| Failure::BadInput(format!("{}: {e}", settings.display())))?;
+            let secret = webhook_secret.unwrap_or_else(|| match platform.as_str() {
+                "generic" => forfall_connector::standard_webhooks::Secret::generate().to_string(),
+                _ => random_secret(),
+            });
+            let secrets = ConnectionSecrets {
+                settings: value,
+                webhook_secret: Some(secret.clone()),
+            };
+            let id = ConnectionId::generate();
+            let store = open_store(config).await?;
+            let connection = store
+                .create_connection(
+                    &CreditorId::from(creditor.as_str()),
+                    &id,
+                    &platform,
+                    &secrets.seal(key, &id),
+                    chrono::Utc::now(),
+                )
+                .await?;
+            store.close().await;
+            emit(&format!(
+                "{}\nwebhooks: POST /hooks/{}\nwebhook secret: {secret}\n",
+                connection.id, connection.id
+            ))
+        }
+        ConnectionsCommand::Subscribe {
+            connection,
+            public_url,
+        } => {
+            let store = open_store(config).await?;
+            let ingest = ingest(config, store.clone());
+            let connection = ingest
+                .connection(&ConnectionId::from(connection.as_str()))
+                .await
+                .map_err(sync_failure)?;
+            let opened = ingest.connectors.open(&connection).map_err(sync_failure)?;
+            let target = format!(
+                "{}/hooks/{}",
+                public_url.trim_end_matches('/'),
+                connection.id
+            );
+            let outcome = opened
+                .connector
+                .subscribe_webhooks(&target, &opened.webhook_secret)
+                .await;
+            store.close().await;
+            outcome.map_err(|e| Failure::Failed(e.to_string()))?;
+            emit(&format!("subscribed: {target}\n"))
+        }
+        ConnectionsCommand::List => {
+            let store = open_store(config).await?;
+            let all = store.all_connections().await?;
+            store.close().await;
+            let mut out = String::new();
+            for c in all {
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\tlast sync {}\t{}\n",
+                    c.id,
+                    c.creditor_id,
+                    c.platform,
+                    c.status.as_str(),
+                    c.last_synced_at
+                        .map_or_else(|| "never".into(), |t| t.to_rfc3339()),
+                    c.last_error.unwrap_or_default()
+                ));
+            }
+            emit(&out)
+        }
+    }
+}
+
+/// 32 random bytes as URL-safe base64: a shared secret a platform can store as text.
+fn random_secret() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn sync_failure(e: SyncError) -> Failure {
+    match e {
+        SyncError::UnknownConnection(_) | SyncError::NoKey | SyncError::Secrets(_) => {
+            Failure::BadInput(e.to_string())
+        }
+        other => Failure::Failed(other.to_string()),
+    }
+}
+
+pub async fn sync(config: &Config, connection: &str, full: bool) -> Result<(), Failure> {
+    let store = open_store(config).await?;
+    let ingest = ingest(config, store.clone());
+    let id = ConnectionId::from(connection);
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    let started = Instant::now();
+    let outcome = ingest
+        .run_pass(&id, full, None, &|stats| {
+            bar.set_message(format!(
+                "{} pages, {} invoices ({} new, {} changed)",
+                stats.pages, stats.invoices, stats.created, stats.changed
+            ));
+        })
+        .await;
+    bar.finish_and_clear();
+    let result = match outcome {
+        Ok(stats) => {
+            if let Err(e) = ingest.record_success(&id).await {
+                tracing::warn!(error = %e, "cannot mark the connection healthy");
+            }
+            emit(&format!(
+                "{connection}: {} pages, {} invoices listed, {} new, {} changed, {} re-read, {} decisions in {:.1} s\n",
+                stats.pages,
+                stats.invoices,
+                stats.created,
+                stats.changed,
+                stats.reread,
+                stats.decisions,
+                started.elapsed().as_secs_f64()
+            ))
+        }
+        Err(e) => {
+            ingest.record_failure(&id, &e).await;
+            Err(sync_failure(e))
+        }
+    };
+    store.close().await;
+    result
+}
