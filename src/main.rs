@@ -161,6 +161,25 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         due: usize,
     },
+    /// A full Tripletex sync of N invoices from the fake into SQLite (and PostgreSQL with
+    /// --postgres), beside a bare reqwest loop over the same pages: times and ratio (goal <= 1.5).
+    #[cfg(feature = "fake")]
+    Sync {
+        #[arg(long, default_value_t = 100_000)]
+        invoices: usize,
+        /// A PostgreSQL URL whose server the benchmark may create a database on.
+        #[arg(long, env = "FORFALL_TEST_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
+    /// Webhook ingest (verify + store + 202) against a bare axum handler that only verifies:
+    /// deliveries per second and ratio (goal >= 0.8).
+    #[cfg(feature = "fake")]
+    Webhooks {
+        #[arg(long, default_value_t = 20_000)]
+        deliveries: usize,
+        #[arg(long, env = "FORFALL_TEST_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -221,6 +240,23 @@ fn main() -> ExitCode {
         }
         #[cfg(feature = "fake")]
         Command::Fake(command) => return finish(run_async(fake(command))),
+        #[cfg(feature = "fake")]
+        Command::Bench(BenchCommand::Sync { invoices, postgres }) => {
+            let invoices = *invoices;
+            return finish(run_async(bench_ingest(postgres.clone(), move |b| {
+                Box::pin(async move { forfall::sync::bench::bench_sync(invoices, &b).await })
+            })));
+        }
+        #[cfg(feature = "fake")]
+        Command::Bench(BenchCommand::Webhooks {
+            deliveries,
+            postgres,
+        }) => {
+            let deliveries = *deliveries;
+            return finish(run_async(bench_ingest(postgres.clone(), move |b| {
+                Box::pin(async move { forfall::sync::bench::bench_webhooks(deliveries, &b).await })
+            })));
+        }
         _ => {}
     }
     let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
@@ -264,6 +300,33 @@ fn run_async(
         .build()
         .map_err(|e| Failure::Failed(format!("cannot start the async runtime: {e}")))?
         .block_on(future)
+}
+
+/// Runs an ingest benchmark in a temporary directory and prints its report.
+#[cfg(feature = "fake")]
+async fn bench_ingest<F>(postgres: Option<String>, run: F) -> Result<(), Failure>
+where
+    F: FnOnce(
+        forfall::sync::bench::Backends,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<String, String>>>>,
+{
+    let dir = tempfile_dir()?;
+    let backends = forfall::sync::bench::Backends {
+        sqlite_dir: dir.clone(),
+        postgres_url: postgres.filter(|u| !u.is_empty()),
+    };
+    let outcome = run(backends).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    emit(&outcome.map_err(Failure::Failed)?)
+}
+
+/// A fresh directory under the system's temporary directory.
+#[cfg(feature = "fake")]
+fn tempfile_dir() -> Result<PathBuf, Failure> {
+    let dir = std::env::temp_dir().join(format!("forfall-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| Failure::Failed(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
 }
 
 #[cfg(feature = "fake")]

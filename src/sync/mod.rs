@@ -14,6 +14,8 @@
 //! Every ingested change goes through the store's idempotent upsert and is re-evaluated by the
 //! lifecycle engine in the same transaction ([`reevaluate`]).
 
+#[cfg(feature = "fake")]
+pub mod bench;
 pub mod connections;
 pub mod hooks;
 pub mod reevaluate;

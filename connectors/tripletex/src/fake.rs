@@ -48,7 +48,7 @@
 //! nested objects as `{"id", "url"}`), `name(sub, …)` for nested objects and for each element of
 //! arrays, nesting to any depth; empty or missing means `*`. An unknown field (at any depth), a
 //! sub-selection on a plain field or a syntax error is 400, code 11000, "Illegal field in fields
-//! filter: <name>". Keys come back in schema order. Sorting: `id`, `invoiceNumber`,
+//! filter: &lt;name&gt;". Keys come back in schema order. Sorting: `id`, `invoiceNumber`,
 //! `invoiceDate`, `invoiceDueDate`, `amount`, `amountOutstanding` for invoices; `id`, `name`,
 //! `customerNumber` for customers; each may be prefixed `-`; default ascending id.
 //!

@@ -9,7 +9,7 @@
 //! overdue and unpaid (some with a reminder or an invoice remark), the rest not yet due. Ids and
 //! invoice numbers follow the order in which things happened.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{Days, NaiveDate, NaiveDateTime, NaiveTime};
 use rand::rngs::StdRng;
@@ -221,10 +221,17 @@ fn street_address(rng: &mut StdRng) -> String {
     }
 }
 
+/// `base` the first time, then `base2`, `base3`, …
+fn unique(seen: &mut HashMap<String, u32>, base: String) -> String {
+    let n = seen.entry(base.clone()).or_insert(0);
+    *n += 1;
+    if *n == 1 { base } else { format!("{base}{n}") }
+}
+
 fn customer(
     rng: &mut StdRng,
     orgs: &mut HashSet<String>,
-    emails: &mut HashSet<String>,
+    emails: &mut HashMap<String, u32>,
 ) -> NewCustomer {
     let private = rng.random_range(0..3) == 0;
     let (postal_code, city) = PLACES.choose(rng).copied().unwrap_or(("0150", "OSLO"));
@@ -269,13 +276,8 @@ fn customer(
         let last = LAST_NAMES.choose(rng).copied().unwrap_or("Nordmann");
         c.name = format!("{first} {last}");
         let local = format!("{}.{}", slug(first), slug(last));
-        let mut email = format!("{local}@example.org");
-        let mut n = 2;
-        while !emails.insert(email.clone()) {
-            email = format!("{local}{n}@example.org");
-            n += 1;
-        }
-        c.email = Some(email);
+        let local = unique(emails, local);
+        c.email = Some(format!("{local}@example.org"));
         c.postal_address = Some(physical);
         c.invoice_send_method = Some(
             match rng.random_range(0..100) {
@@ -296,12 +298,7 @@ fn customer(
             _ => "ASA",
         };
         c.name = format!("{prefix} {trade} {suffix}");
-        let mut domain = format!("{}{}", slug(prefix), slug(trade));
-        let mut n = 2;
-        while !emails.insert(domain.clone()) {
-            domain = format!("{}{}{n}", slug(prefix), slug(trade));
-            n += 1;
-        }
+        let domain = unique(emails, format!("{}{}", slug(prefix), slug(trade)));
         c.email = Some(format!("post@{domain}.example.com"));
         c.invoice_email = Some(format!("faktura@{domain}.example.com"));
         c.organization_number = Some(org_number(rng, orgs));
@@ -378,7 +375,7 @@ pub(crate) fn seed(st: &mut State, seed: u64, invoices: usize, today: NaiveDate)
 
     let n_customers = (invoices / 4).max(1);
     let mut orgs = HashSet::new();
-    let mut emails = HashSet::new();
+    let mut emails = HashMap::new();
     let mut customers = Vec::with_capacity(n_customers);
     for k in 0..n_customers {
         let c = customer(&mut rng, &mut orgs, &mut emails);
@@ -392,6 +389,9 @@ pub(crate) fn seed(st: &mut State, seed: u64, invoices: usize, today: NaiveDate)
         return;
     }
 
+    // Roughly what the ledger will hold, so it is not reallocated while it grows.
+    st.postings.reserve(invoices.saturating_mul(5));
+    st.vouchers.reserve(invoices.saturating_mul(2));
     let mut plans = Vec::with_capacity(invoices);
     for _ in 0..invoices {
         let customer = rng.random_range(0..customers.len());
