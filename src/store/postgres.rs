@@ -37,6 +37,9 @@ impl PostgresStore {
                     url: redact_url(&options.url),
                     reason: e.to_string(),
                 })?;
+        // Plan every statement for its own parameters. A generic plan made while a table was
+        // small (a fresh database) would keep scanning it whole as it grows.
+        let connect = connect.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
