@@ -38,7 +38,7 @@ macro_rules! impl_store {
             use $crate::domain::{
                 Connection, ConnectionId, ConnectionStatus, Creditor, CreditorId, Customer, CustomerFacts,
                 CustomerId, Decision, EventSource, Invoice, InvoiceEvent, InvoiceFacts, InvoiceId, Job,
-                JobId, NewCreditor, NewJob, SealedCredentials, Stage,
+                JobId, NewCreditor, NewDecision, NewJob, SealedCredentials, Stage,
             };
             use $crate::store::rows::{
                 self, CREDITOR_COLUMNS, CUSTOMER_COLUMNS, ConnectionRow, CreditorRow, CustomerRow,
@@ -46,9 +46,13 @@ macro_rules! impl_store {
             };
             use $crate::store::sql::Dialect;
             use $crate::store::{
-                Backend, Decide, IngestBatch, IngestItem, IngestReport, JobOutcome, LifecycleUpdate,
+                Backend, IngestBatch, IngestItem, IngestReport, JobOutcome, LifecycleUpdate,
                 SchemaStatus, Store, StoreError, Upserted, Written, lease_end, millis,
             };
+
+            /// Rows per multi-row statement: well under SQLite's and PostgreSQL's limits on bound
+            /// parameters (21 columns × 400 rows).
+            const ROWS_PER_STATEMENT: usize = 400;
 
             const JOB_COLUMNS: &str = "id, creditor_id, kind, idempotency_key, payload, state, \
                          attempts, run_after, lease_owner, lease_until, last_error";
@@ -866,22 +870,15 @@ macro_rules! impl_store {
                         stored,
                         source,
                         now,
-                        decide: None,
-                        known_only: false,
-                        seen_pass: None,
                     };
                     match invoice_in_tx(&mut tx, &write).await? {
                         InvoiceWritten::Race => self.lost_insert_race(creditor, connection, tx).await,
-                        InvoiceWritten::Skipped => {
-                            tx.rollback().await?;
-                            Ok(None)
-                        }
                         InvoiceWritten::Unchanged(id) => {
                             // Nothing new: no write at all.
                             tx.rollback().await?;
                             Ok(Some(Upserted { id, written: Written::Unchanged }))
                         }
-                        InvoiceWritten::Written { id, written, .. } => {
+                        InvoiceWritten::Written { id, written } => {
                             tx.commit().await?;
                             Ok(Some(Upserted { id, written }))
                         }
@@ -889,7 +886,10 @@ macro_rules! impl_store {
                 }
 
                 /// One attempt at a page: `None` when a concurrent writer created one of its rows
-                /// first (the caller runs the page again).
+                /// first (the caller runs the page again). A page is a handful of statements,
+                /// whatever its size: one locked read of its customers and of its invoices, then
+                /// one multi-row insert each of new customers, new invoices, events, decisions and
+                /// jobs (changed rows are updated one by one: they are the few).
                 async fn ingest_once(
                     &self,
                     creditor: &CreditorId,
@@ -898,56 +898,354 @@ macro_rules! impl_store {
                     batch: &IngestBatch<'_>,
                     now: DateTime<Utc>,
                 ) -> Result<Option<IngestReport>, StoreError> {
+                    use std::collections::{HashMap, HashSet};
                     let (source, decide, progress) = (batch.source, batch.decide, batch.progress);
+                    let seen_pass = progress.filter(|p| p.full).map(|p| p.pass);
                     let mut tx = self.begin_write().await?;
                     let mut report = IngestReport::default();
-                    let mut customers: std::collections::HashMap<&str, bool> =
-                        std::collections::HashMap::new();
-                    for (item, stored) in items {
-                        if let Some(facts) = &item.customer {
-                            if !customers.contains_key(facts.platform_id.as_str()) {
-                                match customer_in_tx(&mut tx, creditor, connection, facts).await? {
-                                    None => {
-                                        return self
-                                            .lost_insert_race::<IngestReport>(creditor, connection, tx)
-                                            .await;
+                    let ours: Option<i64> = sqlx::query_scalar(
+                        "SELECT CAST(1 AS BIGINT) FROM connections WHERE creditor_id = $1 AND id = $2",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if ours.is_none() {
+                        tx.rollback().await?;
+                        return Err(StoreError::NotFound {
+                            what: "connection",
+                            id: connection.to_string(),
+                        });
+                    }
+
+                    // The page's customers: known ones read under lock, new ones inserted at once.
+                    let mut customer_refs: Vec<String> = items
+                        .iter()
+                        .map(|(_, s)| s.normalized.customer_platform_id.clone())
+                        .collect();
+                    customer_refs.sort_unstable();
+                    customer_refs.dedup();
+                    let rows: Vec<CustomerRow> = sqlx::query_as(&format!(
+                        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND platform_id IN ({}){}",
+                        Self::json_text_list("$3"),
+                        Self::LOCK_FOR_UPDATE
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .bind(Json(&customer_refs))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    // platform id → (id, opt-out)
+                    let mut customers: HashMap<String, (CustomerId, bool)> = HashMap::new();
+                    let mut stored_customers: HashMap<String, CustomerFacts> = HashMap::new();
+                    for row in rows {
+                        let facts = row.facts()?;
+                        customers.insert(
+                            facts.platform_id.clone(),
+                            (CustomerId::from(row.id()), row.opt_out()),
+                        );
+                        stored_customers.insert(facts.platform_id.clone(), facts);
+                    }
+                    let mut fresh_customers: Vec<(CustomerId, &CustomerFacts)> = Vec::new();
+                    let mut touched: Vec<String> = Vec::new();
+                    let mut named: HashSet<&str> = HashSet::new();
+                    for (item, _) in items {
+                        let Some(facts) = &item.customer else { continue };
+                        if !named.insert(facts.platform_id.as_str()) {
+                            continue;
+                        }
+                        match (customers.get(&facts.platform_id), stored_customers.get(&facts.platform_id)) {
+                            (Some(_), Some(stored)) if stored == facts => {}
+                            (Some((id, _)), _) => {
+                                bind_customer(
+                                    sqlx::query(
+                                        "UPDATE customers SET kind = $3, name = $4, \
+                                         organisation_number = $5, national_id = $6, email = $7, \
+                                         postal_address = $8, platform_dunning = $9, version = version + 1 \
+                                         WHERE creditor_id = $1 AND id = $2",
+                                    )
+                                    .bind(creditor.as_str())
+                                    .bind(id.as_str()),
+                                    facts,
+                                )
+                                .execute(&mut *tx)
+                                .await?;
+                                touched.push(facts.platform_id.clone());
+                            }
+                            _ => fresh_customers.push((CustomerId::generate(), facts)),
+                        }
+                    }
+                    for chunk in fresh_customers.chunks(ROWS_PER_STATEMENT) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO customers (creditor_id, id, connection_id, platform_id, kind, \
+                             name, organisation_number, national_id, email, postal_address, \
+                             platform_dunning) ",
+                        );
+                        insert.push_values(chunk, |mut row, (id, f)| {
+                            row.push_bind(creditor.0.clone())
+                                .push_bind(id.0.clone())
+                                .push_bind(connection.0.clone())
+                                .push_bind(f.platform_id.clone())
+                                .push_bind(f.kind.as_str())
+                                .push_bind(f.name.clone())
+                                .push_bind(f.organisation_number.clone())
+                                .push_bind(f.national_id.as_ref().map(|n| n.0.clone()))
+                                .push_bind(f.email.clone())
+                                .push_bind(f.postal_address.clone().map(Json))
+                                .push_bind(f.platform_dunning);
+                        });
+                        insert.push(" ON CONFLICT (creditor_id, connection_id, platform_id) DO NOTHING");
+                        let done = insert.build().execute(&mut *tx).await?;
+                        if done.rows_affected() != chunk.len() as u64 {
+                            return self.lost_insert_race(creditor, connection, tx).await;
+                        }
+                    }
+                    for (id, facts) in &fresh_customers {
+                        customers.insert(facts.platform_id.clone(), (id.clone(), false));
+                        touched.push(facts.platform_id.clone());
+                    }
+                    if !touched.is_empty() {
+                        // Invoices that arrived before their customer now find it.
+                        sqlx::query(&format!(
+                            "UPDATE invoices SET customer_id = (SELECT c.id FROM customers c \
+                             WHERE c.creditor_id = invoices.creditor_id \
+                             AND c.connection_id = invoices.connection_id \
+                             AND c.platform_id = invoices.customer_platform_id) \
+                             WHERE creditor_id = $1 AND connection_id = $2 AND customer_id IS NULL \
+                             AND customer_platform_id IN ({})",
+                            Self::json_text_list("$3")
+                        ))
+                        .bind(creditor.as_str())
+                        .bind(connection.as_str())
+                        .bind(Json(&touched))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+
+                    // The page's invoices, read under lock; an invoice listed twice counts once,
+                    // as last listed.
+                    let mut last_of: HashMap<&str, usize> = HashMap::new();
+                    for (n, (_, stored)) in items.iter().enumerate() {
+                        last_of.insert(stored.normalized.platform_id.as_str(), n);
+                    }
+                    let refs: Vec<&str> = last_of.keys().copied().collect();
+                    let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
+                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND platform_id IN ({}){}",
+                        Self::json_text_list("$3"),
+                        Self::LOCK_FOR_UPDATE
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .bind(Json(&refs))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut existing: HashMap<String, InvoiceRow> = HashMap::new();
+                    for row in rows {
+                        existing.insert(row.facts()?.platform_id, row);
+                    }
+                    let mut fresh: Vec<(InvoiceId, &StoredFacts, Option<CustomerId>, Stage, Option<NaiveDate>, serde_json::Value)> = Vec::new();
+                    let mut events: Vec<(InvoiceId, &'static str, serde_json::Value)> = Vec::new();
+                    let mut updates: Vec<(InvoiceId, LifecycleUpdate)> = Vec::new();
+                    let mut seen: Vec<String> = Vec::new();
+                    for (n, (item, stored)) in items.iter().enumerate() {
+                        let facts = &stored.normalized;
+                        if last_of.get(facts.platform_id.as_str()) != Some(&n) {
+                            continue;
+                        }
+                        let customer = customers.get(&facts.customer_platform_id);
+                        let opt_out = customer.is_some_and(|(_, o)| *o);
+                        match existing.remove(&facts.platform_id) {
+                            Some(row) => {
+                                let before = row.facts()?;
+                                let id = InvoiceId::from(row.id());
+                                if before == *facts {
+                                    report.unchanged += 1;
+                                    if seen_pass.is_some() {
+                                        seen.push(id.0);
                                     }
-                                    Some((_, _, opt_out)) => {
-                                        customers.insert(facts.platform_id.as_str(), opt_out);
-                                    }
+                                    continue;
                                 }
+                                let invoice = Invoice::try_from(row)?;
+                                let update = decide.decide(Some(&invoice), facts, opt_out);
+                                sqlx::query(
+                                    "UPDATE invoices SET number = $4, customer_platform_id = $5, \
+                                     issued = $6, due = $7, currency = $8, amount_minor = $9, \
+                                     outstanding_minor = $10, payment_reference = $11, credited = $13, \
+                                     customer_id = (SELECT c.id FROM customers c \
+                                       WHERE c.creditor_id = $1 AND c.connection_id = $3 \
+                                       AND c.platform_id = $5), \
+                                     seen_pass = COALESCE($14, seen_pass), \
+                                     stage = COALESCE($15, stage), \
+                                     next_action_on = CASE WHEN $15 IS NULL THEN next_action_on ELSE $16 END, \
+                                     lifecycle = COALESCE($17, lifecycle), \
+                                     version = version + 1, updated_at = $12 \
+                                     WHERE creditor_id = $1 AND id = $2",
+                                )
+                                .bind(creditor.as_str())
+                                .bind(id.as_str())
+                                .bind(connection.as_str())
+                                .bind(&facts.number)
+                                .bind(&facts.customer_platform_id)
+                                .bind(facts.issued)
+                                .bind(facts.due)
+                                .bind(facts.currency.code())
+                                .bind(stored.amount_minor)
+                                .bind(stored.outstanding_minor)
+                                .bind(&facts.payment_reference)
+                                .bind(millis(now))
+                                .bind(facts.credited)
+                                .bind(seen_pass)
+                                .bind(update.as_ref().map(|u| u.stage.as_str()))
+                                .bind(update.as_ref().and_then(|u| u.next_action_on))
+                                .bind(update.as_ref().map(|u| Json(&u.lifecycle)))
+                                .execute(&mut *tx)
+                                .await?;
+                                events.push((
+                                    id.clone(),
+                                    "changed",
+                                    serde_json::Value::Object(before.changes_to(facts)),
+                                ));
+                                if let Some(update) = update {
+                                    updates.push((id, update));
+                                }
+                                report.changed += 1;
+                            }
+                            None if item.known_only => report.skipped += 1,
+                            None => {
+                                let id = InvoiceId::generate();
+                                let update = decide.decide(None, facts, opt_out);
+                                let (stage, next_action_on, lifecycle) = match &update {
+                                    Some(u) => (u.stage, u.next_action_on, u.lifecycle.clone()),
+                                    None => (Stage::Open, Some(facts.due), serde_json::json!({})),
+                                };
+                                events.push((
+                                    id.clone(),
+                                    "created",
+                                    serde_json::to_value(facts)
+                                        .map_err(|e| StoreError::Invalid(e.to_string()))?,
+                                ));
+                                fresh.push((
+                                    id.clone(),
+                                    stored,
+                                    customer.map(|(c, _)| c.clone()),
+                                    stage,
+                                    next_action_on,
+                                    lifecycle,
+                                ));
+                                if let Some(update) = update {
+                                    updates.push((id, update));
+                                }
+                                report.created += 1;
                             }
                         }
-                        let opt_out = match customers.get(stored.normalized.customer_platform_id.as_str()) {
-                            Some(opt_out) => *opt_out,
-                            None => customer_opt_out(&mut tx, creditor, connection, &stored.normalized.customer_platform_id).await?,
-                        };
-                        let write = InvoiceWrite {
-                            creditor,
-                            connection,
-                            stored,
-                            source,
-                            now,
-                            decide: Some((decide, opt_out)),
-                            known_only: item.known_only,
-                            seen_pass: progress.filter(|p| p.full).map(|p| p.pass),
-                        };
-                        match invoice_in_tx(&mut tx, &write).await? {
-                            InvoiceWritten::Race => {
-                                return self
-                                    .lost_insert_race::<IngestReport>(creditor, connection, tx)
-                                    .await;
-                            }
-                            InvoiceWritten::Skipped => report.skipped += 1,
-                            InvoiceWritten::Unchanged(_) => report.unchanged += 1,
-                            InvoiceWritten::Written { written, decisions, .. } => {
-                                report.decisions += decisions;
-                                match written {
-                                    Written::Created => report.created += 1,
-                                    _ => report.changed += 1,
-                                }
-                            }
+                    }
+                    let at = millis(now);
+                    for chunk in fresh.chunks(ROWS_PER_STATEMENT) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO invoices (creditor_id, id, connection_id, platform_id, number, \
+                             customer_platform_id, customer_id, issued, due, currency, amount_minor, \
+                             outstanding_minor, payment_reference, stage, next_action_on, lifecycle, \
+                             version, created_at, updated_at, credited, seen_pass) ",
+                        );
+                        insert.push_values(chunk, |mut row, (id, stored, customer, stage, next, lifecycle)| {
+                            let f = &stored.normalized;
+                            row.push_bind(creditor.0.clone())
+                                .push_bind(id.0.clone())
+                                .push_bind(connection.0.clone())
+                                .push_bind(f.platform_id.clone())
+                                .push_bind(f.number.clone())
+                                .push_bind(f.customer_platform_id.clone())
+                                .push_bind(customer.as_ref().map(|c| c.0.clone()))
+                                .push_bind(f.issued)
+                                .push_bind(f.due)
+                                .push_bind(f.currency.code())
+                                .push_bind(stored.amount_minor)
+                                .push_bind(stored.outstanding_minor)
+                                .push_bind(f.payment_reference.clone())
+                                .push_bind(stage.as_str())
+                                .push_bind(*next)
+                                .push_bind(Json(lifecycle.clone()))
+                                .push_bind(1_i64)
+                                .push_bind(at)
+                                .push_bind(at)
+                                .push_bind(f.credited)
+                                .push_bind(seen_pass);
+                        });
+                        insert.push(" ON CONFLICT (creditor_id, connection_id, platform_id) DO NOTHING");
+                        let done = insert.build().execute(&mut *tx).await?;
+                        if done.rows_affected() != chunk.len() as u64 {
+                            return self.lost_insert_race(creditor, connection, tx).await;
                         }
+                    }
+                    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO invoice_events (creditor_id, invoice_id, at, source, kind, change) ",
+                        );
+                        insert.push_values(chunk, |mut row, (id, kind, change)| {
+                            row.push_bind(creditor.0.clone())
+                                .push_bind(id.0.clone())
+                                .push_bind(at)
+                                .push_bind(source.as_str())
+                                .push_bind(*kind)
+                                .push_bind(Json(change.clone()));
+                        });
+                        insert.build().execute(&mut *tx).await?;
+                    }
+                    let decisions: Vec<(&InvoiceId, &NewDecision)> = updates
+                        .iter()
+                        .flat_map(|(id, u)| u.decisions.iter().map(move |d| (id, d)))
+                        .collect();
+                    report.decisions += decisions.len();
+                    for chunk in decisions.chunks(ROWS_PER_STATEMENT) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO decisions (creditor_id, invoice_id, on_day, at, rule, inputs, outcome) ",
+                        );
+                        insert.push_values(chunk, |mut row, (id, d)| {
+                            row.push_bind(creditor.0.clone())
+                                .push_bind(id.0.clone())
+                                .push_bind(d.on)
+                                .push_bind(at)
+                                .push_bind(d.rule.clone())
+                                .push_bind(Json(d.inputs.clone()))
+                                .push_bind(Json(d.outcome.clone()));
+                        });
+                        insert.build().execute(&mut *tx).await?;
+                    }
+                    let jobs: Vec<&NewJob> = updates.iter().flat_map(|(_, u)| u.jobs.iter()).collect();
+                    for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, state, \
+                             attempts, run_after, created_at, updated_at) ",
+                        );
+                        insert.push_values(chunk, |mut row, job| {
+                            row.push_bind(JobId::generate().0)
+                                .push_bind(creditor.0.clone())
+                                .push_bind(job.kind.clone())
+                                .push_bind(job.idempotency_key.clone())
+                                .push_bind(Json(job.payload.clone()))
+                                .push_bind("pending")
+                                .push_bind(0_i32)
+                                .push_bind(millis(job.run_after))
+                                .push_bind(at)
+                                .push_bind(at);
+                        });
+                        // The same work enqueued twice stays one job.
+                        insert.push(" ON CONFLICT (idempotency_key) DO NOTHING");
+                        insert.build().execute(&mut *tx).await?;
+                    }
+                    if let (Some(pass), false) = (seen_pass, seen.is_empty()) {
+                        sqlx::query(&format!(
+                            "UPDATE invoices SET seen_pass = $3 WHERE creditor_id = $1 \
+                             AND id IN ({})",
+                            Self::json_text_list("$2")
+                        ))
+                        .bind(creditor.as_str())
+                        .bind(Json(&seen))
+                        .bind(pass)
+                        .execute(&mut *tx)
+                        .await?;
                     }
                     if let Some(progress) = progress {
                         let updated = sqlx::query(
@@ -1061,25 +1359,6 @@ macro_rules! impl_store {
                 Ok(Some((id, written, opt_out)))
             }
 
-            /// A customer's opt-out by the platform's id (false when Forfall does not know it).
-            async fn customer_opt_out(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                creditor: &CreditorId,
-                connection: &ConnectionId,
-                platform_id: &str,
-            ) -> Result<bool, StoreError> {
-                let opt_out: Option<bool> = sqlx::query_scalar(
-                    "SELECT opt_out FROM customers WHERE creditor_id = $1 \
-                     AND connection_id = $2 AND platform_id = $3",
-                )
-                .bind(creditor.as_str())
-                .bind(connection.as_str())
-                .bind(platform_id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                Ok(opt_out.unwrap_or(false))
-            }
-
             /// One invoice to write inside a transaction.
             struct InvoiceWrite<'a> {
                 creditor: &'a CreditorId,
@@ -1087,28 +1366,17 @@ macro_rules! impl_store {
                 stored: &'a StoredFacts,
                 source: EventSource,
                 now: DateTime<Utc>,
-                /// The engine, and the customer's opt-out it needs.
-                decide: Option<(&'a dyn Decide, bool)>,
-                known_only: bool,
-                seen_pass: Option<i64>,
             }
 
             enum InvoiceWritten {
                 /// A concurrent writer created the invoice first.
                 Race,
-                /// Unknown and `known_only`: not created.
-                Skipped,
                 Unchanged(InvoiceId),
-                Written {
-                    id: InvoiceId,
-                    written: Written,
-                    decisions: usize,
-                },
+                Written { id: InvoiceId, written: Written },
             }
 
             /// Reads the invoice under lock, then inserts it or updates its facts, with one
-            /// InvoiceEvent and, when an engine is given, its lifecycle update (decisions and jobs
-            /// included).
+            /// InvoiceEvent (the lifecycle is left to `save_lifecycle`).
             async fn invoice_in_tx(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 w: &InvoiceWrite<'_>,
@@ -1125,27 +1393,13 @@ macro_rules! impl_store {
                 .bind(&facts.platform_id)
                 .fetch_optional(&mut **tx)
                 .await?;
-                let (id, written, kind, change, update) = match existing {
+                let (id, written, kind, change) = match existing {
                     Some(row) => {
                         let before = row.facts()?;
                         let id = InvoiceId::from(row.id());
                         if before == *facts {
-                            if let Some(pass) = w.seen_pass {
-                                sqlx::query(
-                                    "UPDATE invoices SET seen_pass = $3 WHERE creditor_id = $1 AND id = $2",
-                                )
-                                .bind(creditor.as_str())
-                                .bind(id.as_str())
-                                .bind(pass)
-                                .execute(&mut **tx)
-                                .await?;
-                            }
                             return Ok(InvoiceWritten::Unchanged(id));
                         }
-                        let invoice = Invoice::try_from(row)?;
-                        let update = w
-                            .decide
-                            .and_then(|(decide, opt_out)| decide.decide(Some(&invoice), facts, opt_out));
                         sqlx::query(
                             "UPDATE invoices SET number = $4, customer_platform_id = $5, \
                              issued = $6, due = $7, currency = $8, amount_minor = $9, \
@@ -1153,10 +1407,6 @@ macro_rules! impl_store {
                              customer_id = (SELECT c.id FROM customers c \
                                WHERE c.creditor_id = $1 AND c.connection_id = $3 \
                                AND c.platform_id = $5), \
-                             seen_pass = COALESCE($14, seen_pass), \
-                             stage = COALESCE($15, stage), \
-                             next_action_on = CASE WHEN $15 IS NULL THEN next_action_on ELSE $16 END, \
-                             lifecycle = COALESCE($17, lifecycle), \
                              version = version + 1, updated_at = $12 \
                              WHERE creditor_id = $1 AND id = $2",
                         )
@@ -1173,35 +1423,23 @@ macro_rules! impl_store {
                         .bind(&facts.payment_reference)
                         .bind(millis(w.now))
                         .bind(facts.credited)
-                        .bind(w.seen_pass)
-                        .bind(update.as_ref().map(|u| u.stage.as_str()))
-                        .bind(update.as_ref().and_then(|u| u.next_action_on))
-                        .bind(update.as_ref().map(|u| Json(&u.lifecycle)))
                         .execute(&mut **tx)
                         .await?;
                         let change = serde_json::Value::Object(before.changes_to(facts));
-                        (id, Written::Changed, "changed", change, update)
+                        (id, Written::Changed, "changed", change)
                     }
-                    None if w.known_only => return Ok(InvoiceWritten::Skipped),
                     None => {
                         let id = InvoiceId::generate();
-                        let update = w
-                            .decide
-                            .and_then(|(decide, opt_out)| decide.decide(None, facts, opt_out));
-                        let (stage, next_action_on, lifecycle) = match &update {
-                            Some(u) => (u.stage, u.next_action_on, u.lifecycle.clone()),
-                            None => (Stage::Open, Some(facts.due), serde_json::json!({})),
-                        };
                         let inserted = sqlx::query(
                             "INSERT INTO invoices (creditor_id, id, connection_id, \
                              platform_id, number, customer_platform_id, issued, due, \
                              currency, amount_minor, outstanding_minor, payment_reference, \
                              customer_id, stage, next_action_on, lifecycle, version, \
-                             created_at, updated_at, credited, seen_pass) \
+                             created_at, updated_at, credited) \
                              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
                                (SELECT c.id FROM customers c WHERE c.creditor_id = $1 \
                                 AND c.connection_id = $3 AND c.platform_id = $6), \
-                               $13, $14, $15, 1, $16, $16, $17, $18 \
+                               $13, $8, $14, 1, $15, $15, $16 \
                              FROM connections WHERE creditor_id = $1 AND id = $3 \
                              ON CONFLICT (creditor_id, connection_id, platform_id) DO NOTHING",
                         )
@@ -1217,12 +1455,10 @@ macro_rules! impl_store {
                         .bind(stored.amount_minor)
                         .bind(stored.outstanding_minor)
                         .bind(&facts.payment_reference)
-                        .bind(stage.as_str())
-                        .bind(next_action_on)
-                        .bind(Json(lifecycle))
+                        .bind(Stage::Open.as_str())
+                        .bind(Json(serde_json::json!({})))
                         .bind(millis(w.now))
                         .bind(facts.credited)
-                        .bind(w.seen_pass)
                         .execute(&mut **tx)
                         .await?;
                         if inserted.rows_affected() == 0 {
@@ -1230,18 +1466,11 @@ macro_rules! impl_store {
                         }
                         let change = serde_json::to_value(facts)
                             .map_err(|e| StoreError::Invalid(e.to_string()))?;
-                        (id, Written::Created, "created", change, update)
+                        (id, Written::Created, "created", change)
                     }
                 };
                 append_event(tx, creditor, &id, w.now, w.source, kind, &change).await?;
-                let decisions = match &update {
-                    Some(update) => {
-                        append_decisions_and_jobs(tx, creditor, &id, update, w.now).await?;
-                        update.decisions.len()
-                    }
-                    None => 0,
-                };
-                Ok(InvoiceWritten::Written { id, written, decisions })
+                Ok(InvoiceWritten::Written { id, written })
             }
 
             /// Appends a lifecycle update's decisions and enqueues its jobs (the outbox).
