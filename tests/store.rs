@@ -30,6 +30,7 @@ on_both_backends!(
     a_lifecycle_update_writes_state_decisions_and_jobs_together,
     a_stale_lifecycle_update_is_a_conflict_and_writes_nothing,
     the_same_job_enqueued_twice_stays_one_job,
+    jobs_enqueued_together_say_which_were_new_and_claimers_take_only_their_kinds,
     concurrent_claimers_never_get_the_same_job,
     an_expired_job_lease_can_be_claimed_again_and_the_old_owner_loses_it,
     a_retried_job_waits_for_its_time_and_a_dead_one_is_never_claimed,
@@ -564,6 +565,42 @@ async fn the_same_job_enqueued_twice_stays_one_job(store: Arc<dyn Store>) {
     enqueue(&store, &cred, &conn, &["transfer:inv_1:1".into()]).await;
     enqueue(&store, &cred, &conn, &["transfer:inv_1:1".into()]).await;
     assert_eq!(store.jobs(&cred).await.unwrap().len(), 1);
+}
+
+async fn jobs_enqueued_together_say_which_were_new_and_claimers_take_only_their_kinds(
+    store: Arc<dyn Store>,
+) {
+    let (cred, conn) = creditor(&store, "A").await;
+    enqueue(&store, &cred, &conn, &["old".into()]).await;
+    let webhook = |key: &str| NewJob {
+        kind: "webhook".into(),
+        ..job(key)
+    };
+    let new = store
+        .enqueue_jobs(
+            &[
+                (cred.clone(), webhook("a")),
+                (cred.clone(), webhook("old")),
+                (cred.clone(), webhook("b")),
+                (cred.clone(), webhook("a")),
+            ],
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(new, vec![true, false, true, false]);
+    assert_eq!(store.jobs(&cred).await.unwrap().len(), 3);
+    let claimed = store
+        .claim_jobs("w", &["webhook"], now(), Duration::from_secs(60), 10)
+        .await
+        .unwrap();
+    let mut keys: Vec<_> = claimed.iter().map(|j| j.idempotency_key.as_str()).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        vec!["a", "b"],
+        "the notify_creditor job is not a webhook"
+    );
 }
 
 async fn concurrent_claimers_never_get_the_same_job(store: Arc<dyn Store>) {

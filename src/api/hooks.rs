@@ -39,7 +39,7 @@ pub async fn receive(
         problem.into_response()
     };
     let id = ConnectionId::from(connection.as_str());
-    let connection = match state.store.find_connection(&id).await {
+    let connection = match ingest.connection_for_webhook(&id).await {
         Ok(Some(connection)) => connection,
         Ok(None) => return reject("unknown_connection", Problem::not_found()),
         Err(e) => {
@@ -144,11 +144,7 @@ pub async fn receive(
         payload: serde_json::json!({ "connection": id.as_str(), "body": text }),
         run_after: now,
     };
-    match state
-        .store
-        .enqueue_job(&connection.creditor_id, &job, now)
-        .await
-    {
+    match ingest.store_delivery(&connection.creditor_id, job).await {
         Ok(true) => {
             ingest.deliveries.notify_one();
             state

@@ -334,6 +334,13 @@ pub trait Store: Send + Sync {
         job: &NewJob,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError>;
+    /// Enqueues several jobs in one transaction (a group commit); for each, whether it was new
+    /// (a key already enqueued, or repeated earlier in `jobs`, is not).
+    async fn enqueue_jobs(
+        &self,
+        jobs: &[(CreditorId, NewJob)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError>;
     /// Records work that failed for good as a dead letter (one per key; a repeat updates its error).
     async fn record_dead_letter(
         &self,

@@ -528,6 +528,46 @@ macro_rules! impl_store {
                     Ok(new)
                 }
 
+                async fn enqueue_jobs(
+                    &self,
+                    jobs: &[(CreditorId, NewJob)],
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<bool>, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let mut inserted: std::collections::HashSet<String> =
+                        std::collections::HashSet::new();
+                    for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+                        let mut insert = sqlx::QueryBuilder::<$db>::new(
+                            "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, state, \
+                             attempts, run_after, created_at, updated_at) ",
+                        );
+                        insert.push_values(chunk, |mut row, (creditor, job)| {
+                            row.push_bind(JobId::generate().0)
+                                .push_bind(creditor.0.clone())
+                                .push_bind(job.kind.clone())
+                                .push_bind(job.idempotency_key.clone())
+                                .push_bind(Json(job.payload.clone()))
+                                .push_bind("pending")
+                                .push_bind(0_i32)
+                                .push_bind(millis(job.run_after))
+                                .push_bind(millis(now))
+                                .push_bind(millis(now));
+                        });
+                        insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
+                        let keys: Vec<String> = insert
+                            .build_query_scalar()
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        inserted.extend(keys);
+                    }
+                    tx.commit().await?;
+                    // The first of repeated keys is the new one.
+                    Ok(jobs
+                        .iter()
+                        .map(|(_, job)| inserted.remove(&job.idempotency_key))
+                        .collect())
+                }
+
                 async fn record_dead_letter(
                     &self,
                     creditor: &CreditorId,

@@ -20,6 +20,7 @@ pub mod connections;
 pub mod hooks;
 pub mod reevaluate;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,55 @@ pub struct Ingest {
     pub metrics: Arc<Metrics>,
     /// Wakes the webhook worker when a delivery is stored.
     pub deliveries: tokio::sync::Notify,
+    /// Group commit of webhook deliveries (started on first use).
+    delivery_writer: std::sync::OnceLock<tokio::sync::mpsc::Sender<PendingDelivery>>,
+    /// Connections recently looked up by webhooks, for [`CONNECTION_CACHE`].
+    recent_connections: std::sync::Mutex<HashMap<ConnectionId, (Instant, Connection)>>,
+}
+
+/// How long a webhook's connection lookup is reused: a connection deleted or changed is seen
+/// by webhooks within this time.
+pub const CONNECTION_CACHE: Duration = Duration::from_secs(5);
+
+/// A delivery waiting for the next group commit.
+struct PendingDelivery {
+    creditor: crate::domain::CreditorId,
+    job: NewJob,
+    reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
+}
+
+/// Writes waiting deliveries together: one transaction for all that arrived meanwhile.
+async fn write_deliveries(
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    mut queue: tokio::sync::mpsc::Receiver<PendingDelivery>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < 512 {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let jobs: Vec<_> = batch
+            .iter()
+            .map(|p| (p.creditor.clone(), p.job.clone()))
+            .collect();
+        match store.enqueue_jobs(&jobs, clock.now()).await {
+            Ok(new) => {
+                for (pending, new) in batch.into_iter().zip(new) {
+                    let _ = pending.reply.send(Ok(new));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                for pending in batch {
+                    let _ = pending.reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
 }
 
 /// A creditor's rules and day.
@@ -121,7 +171,69 @@ impl Ingest {
             connectors,
             metrics,
             deliveries: tokio::sync::Notify::new(),
+            delivery_writer: std::sync::OnceLock::new(),
+            recent_connections: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A connection by id for a webhook, reusing a lookup younger than [`CONNECTION_CACHE`].
+    pub async fn connection_for_webhook(
+        &self,
+        id: &ConnectionId,
+    ) -> Result<Option<Connection>, StoreError> {
+        {
+            let recent = self
+                .recent_connections
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if let Some((at, connection)) = recent.get(id)
+                && at.elapsed() < CONNECTION_CACHE
+            {
+                return Ok(Some(connection.clone()));
+            }
+        }
+        let found = self.store.find_connection(id).await?;
+        if let Some(connection) = &found {
+            let mut recent = self
+                .recent_connections
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if recent.len() > 10_000 {
+                recent.clear();
+            }
+            recent.insert(id.clone(), (Instant::now(), connection.clone()));
+        }
+        Ok(found)
+    }
+
+    /// Stores a verified delivery as a job, committed together with the deliveries arriving at
+    /// the same time; whether it was new (a replay is not). Answers only once it is durable.
+    pub async fn store_delivery(
+        &self,
+        creditor: &crate::domain::CreditorId,
+        job: NewJob,
+    ) -> Result<bool, String> {
+        let writer = self.delivery_writer.get_or_init(|| {
+            let (sender, queue) = tokio::sync::mpsc::channel(4096);
+            tokio::spawn(write_deliveries(
+                self.store.clone(),
+                self.clock.clone(),
+                queue,
+            ));
+            sender
+        });
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        writer
+            .send(PendingDelivery {
+                creditor: creditor.clone(),
+                job,
+                reply,
+            })
+            .await
+            .map_err(|_| "the delivery writer stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the delivery writer stopped".to_owned())?
     }
 
     pub async fn connection(&self, id: &ConnectionId) -> Result<Connection, SyncError> {
