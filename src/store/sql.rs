@@ -13,8 +13,9 @@ pub(super) trait Dialect {
     const SKIP_LOCKED: &'static str;
     /// Asks for a query plan, one row of text per plan line: the column holding the text.
     const EXPLAIN: (&'static str, &'static str);
-    /// A subquery listing the strings of a JSON array bound at `param`, for `x IN (…)`.
-    fn json_text_list(param: &str) -> String;
+    /// `column` is one of the strings of the JSON array bound at `param` (a predicate that uses
+    /// the column's index).
+    fn in_json_list(column: &str, param: &str) -> String;
 }
 
 /// The query behind `invoices_due`, shared by the query and its plan.
@@ -457,10 +458,10 @@ macro_rules! impl_store {
                                  WHERE id IN (SELECT id FROM jobs \
                                    WHERE ((state = 'pending' AND run_after <= $3) \
                                       OR (state = 'running' AND lease_until <= $3)) \
-                                   AND kind IN ({}) \
+                                   AND {} \
                                    ORDER BY run_after, id LIMIT $4{}) \
                                  RETURNING {JOB_COLUMNS}",
-                        Self::json_text_list("$5"),
+                        Self::in_json_list("kind", "$5"),
                         Self::SKIP_LOCKED
                     ))
                     .bind(owner)
@@ -967,8 +968,8 @@ macro_rules! impl_store {
                     customer_refs.dedup();
                     let rows: Vec<CustomerRow> = sqlx::query_as(&format!(
                         "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creditor_id = $1 \
-                         AND connection_id = $2 AND platform_id IN ({}){}",
-                        Self::json_text_list("$3"),
+                         AND connection_id = $2 AND {}{}",
+                        Self::in_json_list("platform_id", "$3"),
                         Self::LOCK_FOR_UPDATE
                     ))
                     .bind(creditor.as_str())
@@ -1053,8 +1054,8 @@ macro_rules! impl_store {
                              AND c.connection_id = invoices.connection_id \
                              AND c.platform_id = invoices.customer_platform_id) \
                              WHERE creditor_id = $1 AND connection_id = $2 AND customer_id IS NULL \
-                             AND customer_platform_id IN ({})",
-                            Self::json_text_list("$3")
+                             AND {}",
+                            Self::in_json_list("customer_platform_id", "$3")
                         ))
                         .bind(creditor.as_str())
                         .bind(connection.as_str())
@@ -1072,8 +1073,8 @@ macro_rules! impl_store {
                     let refs: Vec<&str> = last_of.keys().copied().collect();
                     let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
                         "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
-                         AND connection_id = $2 AND platform_id IN ({}){}",
-                        Self::json_text_list("$3"),
+                         AND connection_id = $2 AND {}{}",
+                        Self::in_json_list("platform_id", "$3"),
                         Self::LOCK_FOR_UPDATE
                     ))
                     .bind(creditor.as_str())
@@ -1278,8 +1279,8 @@ macro_rules! impl_store {
                     if let (Some(pass), false) = (seen_pass, seen.is_empty()) {
                         sqlx::query(&format!(
                             "UPDATE invoices SET seen_pass = $3 WHERE creditor_id = $1 \
-                             AND id IN ({})",
-                            Self::json_text_list("$2")
+                             AND {}",
+                            Self::in_json_list("id", "$2")
                         ))
                         .bind(creditor.as_str())
                         .bind(Json(&seen))

@@ -19,8 +19,8 @@ pub struct SqliteStore {
 }
 
 impl Dialect for SqliteStore {
-    fn json_text_list(param: &str) -> String {
-        format!("SELECT value FROM json_each({param})")
+    fn in_json_list(column: &str, param: &str) -> String {
+        format!("{column} IN (SELECT value FROM json_each({param}))")
     }
 
     const BACKEND: Backend = Backend::Sqlite;
