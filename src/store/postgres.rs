@@ -14,6 +14,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 
 pub struct PostgresStore {
     pool: PgPool,
+    /// Invoices this process has created, to refresh the planner's statistics as they grow.
+    created: std::sync::atomic::AtomicU64,
 }
 
 impl Dialect for PostgresStore {
@@ -48,7 +50,10 @@ impl PostgresStore {
             .connect_with(connect)
             .await
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            pool,
+            created: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
@@ -62,6 +67,28 @@ impl PostgresStore {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    /// After a bulk ingest: while a table grows fast (a first sync), autovacuum's statistics lag
+    /// behind and the planner takes a table of thousands for a handful of rows, choosing plans
+    /// that read it whole. Refresh them each time this process has doubled what it created
+    /// (from 1 000 on): a few runs of ANALYZE over a sync of any size.
+    async fn after_ingest(&self, created: usize) {
+        use std::sync::atomic::Ordering;
+        if created == 0 {
+            return;
+        }
+        let before = self.created.fetch_add(created as u64, Ordering::Relaxed);
+        let after = before + created as u64;
+        let step = |n: u64| (n / 1000).checked_ilog2();
+        if after >= 1000 && step(before) != step(after) {
+            if let Err(e) = sqlx::query("ANALYZE invoices, customers")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot refresh the planner's statistics");
+            }
+        }
     }
 
     fn known_migrations() -> Vec<i64> {

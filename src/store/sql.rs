@@ -668,6 +668,7 @@ macro_rules! impl_store {
                             .ingest_once(creditor, connection, &stored, batch, now)
                             .await?
                         {
+                            self.after_ingest(report.created).await;
                             return Ok(report);
                         }
                     }
