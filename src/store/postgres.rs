@@ -81,13 +81,13 @@ impl PostgresStore {
         let before = self.created.fetch_add(created as u64, Ordering::Relaxed);
         let after = before + created as u64;
         let step = |n: u64| (n / 1000).checked_ilog2();
-        if after >= 1000 && step(before) != step(after) {
-            if let Err(e) = sqlx::query("ANALYZE invoices, customers")
+        if after >= 1000
+            && step(before) != step(after)
+            && let Err(e) = sqlx::query("ANALYZE invoices, customers")
                 .execute(&self.pool)
                 .await
-            {
-                tracing::warn!(error = %e, "cannot refresh the planner's statistics");
-            }
+        {
+            tracing::warn!(error = %e, "cannot refresh the planner's statistics");
         }
     }
 
