@@ -960,6 +960,28 @@ macro_rules! impl_store {
                         });
                     }
 
+                    // The page's invoices, read under lock; an invoice listed twice counts once,
+                    // as last listed.
+                    let mut last_of: HashMap<&str, usize> = HashMap::new();
+                    for (n, (_, stored)) in items.iter().enumerate() {
+                        last_of.insert(stored.normalized.platform_id.as_str(), n);
+                    }
+                    let refs: Vec<&str> = last_of.keys().copied().collect();
+                    let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
+                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND {}{}",
+                        Self::in_json_list("platform_id", "$3"),
+                        Self::LOCK_FOR_UPDATE
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .bind(Json(&refs))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut existing: HashMap<String, InvoiceRow> = HashMap::new();
+                    for row in rows {
+                        existing.insert(row.facts()?.platform_id, row);
+                    }
                     // The page's customers: known ones read under lock, new ones inserted at once.
                     let mut customer_refs: Vec<String> = items
                         .iter()
@@ -992,8 +1014,12 @@ macro_rules! impl_store {
                     let mut fresh_customers: Vec<(CustomerId, &CustomerFacts)> = Vec::new();
                     let mut touched: Vec<String> = Vec::new();
                     let mut named: HashSet<&str> = HashSet::new();
-                    for (item, _) in items {
+                    for (item, stored) in items {
                         let Some(facts) = &item.customer else { continue };
+                        // A closed invoice Forfall never knew is not written, nor is its customer.
+                        if item.known_only && !existing.contains_key(&stored.normalized.platform_id) {
+                            continue;
+                        }
                         if !named.insert(facts.platform_id.as_str()) {
                             continue;
                         }
@@ -1065,28 +1091,6 @@ macro_rules! impl_store {
                         .await?;
                     }
 
-                    // The page's invoices, read under lock; an invoice listed twice counts once,
-                    // as last listed.
-                    let mut last_of: HashMap<&str, usize> = HashMap::new();
-                    for (n, (_, stored)) in items.iter().enumerate() {
-                        last_of.insert(stored.normalized.platform_id.as_str(), n);
-                    }
-                    let refs: Vec<&str> = last_of.keys().copied().collect();
-                    let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
-                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
-                         AND connection_id = $2 AND {}{}",
-                        Self::in_json_list("platform_id", "$3"),
-                        Self::LOCK_FOR_UPDATE
-                    ))
-                    .bind(creditor.as_str())
-                    .bind(connection.as_str())
-                    .bind(Json(&refs))
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let mut existing: HashMap<String, InvoiceRow> = HashMap::new();
-                    for row in rows {
-                        existing.insert(row.facts()?.platform_id, row);
-                    }
                     let mut fresh: Vec<(InvoiceId, &StoredFacts, Option<CustomerId>, Stage, Option<NaiveDate>, serde_json::Value)> = Vec::new();
                     let mut events: Vec<(InvoiceId, &'static str, serde_json::Value)> = Vec::new();
                     let mut updates: Vec<(InvoiceId, LifecycleUpdate)> = Vec::new();
