@@ -62,7 +62,7 @@ async fn fresh_store(
             .await
             .map_err(|e| e.to_string())?;
         pool.close().await;
-        with_database(&admin, &format!("forfall_{name}"))
+        store::with_database(&admin, &format!("forfall_{name}"))
     } else {
         format!("sqlite://{}/{name}.db", backends.sqlite_dir.display())
     };
@@ -86,23 +86,6 @@ async fn drop_database(backends: &Backends, name: &str) {
         .execute(&pool)
         .await;
         pool.close().await;
-    }
-}
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
     }
 }
 

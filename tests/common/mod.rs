@@ -89,22 +89,7 @@ pub fn postgres_url() -> Option<String> {
     }
 }
 
-/// The same server URL naming another database.
-pub fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let base = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{base}/{database}?{query}"),
-        None => format!("{base}/{database}"),
-    }
-}
+pub use forfall::store::with_database;
 
 /// Declares each listed `async fn name(store: Arc<dyn Store>)` as two tests, `sqlite::name` and
 /// `postgres::name`: one body per behaviour, run on both backends.
