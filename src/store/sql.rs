@@ -524,9 +524,9 @@ macro_rules! impl_store {
                     now: DateTime<Utc>,
                 ) -> Result<bool, StoreError> {
                     let mut tx = self.begin_write().await?;
-                    let new = insert_job(&mut tx, creditor, job, now).await?;
+                    let new = insert_jobs(&mut tx, &[(creditor, job)], now).await?;
                     tx.commit().await?;
-                    Ok(new)
+                    Ok(new.contains(&job.idempotency_key))
                 }
 
                 async fn enqueue_jobs(
@@ -535,32 +535,8 @@ macro_rules! impl_store {
                     now: DateTime<Utc>,
                 ) -> Result<Vec<bool>, StoreError> {
                     let mut tx = self.begin_write().await?;
-                    let mut inserted: std::collections::HashSet<String> =
-                        std::collections::HashSet::new();
-                    for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
-                        let mut insert = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, state, \
-                             attempts, run_after, created_at, updated_at) ",
-                        );
-                        insert.push_values(chunk, |mut row, (creditor, job)| {
-                            row.push_bind(JobId::generate().0)
-                                .push_bind(creditor.0.clone())
-                                .push_bind(job.kind.clone())
-                                .push_bind(job.idempotency_key.clone())
-                                .push_bind(Json(job.payload.clone()))
-                                .push_bind("pending")
-                                .push_bind(0_i32)
-                                .push_bind(millis(job.run_after))
-                                .push_bind(millis(now))
-                                .push_bind(millis(now));
-                        });
-                        insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
-                        let keys: Vec<String> = insert
-                            .build_query_scalar()
-                            .fetch_all(&mut *tx)
-                            .await?;
-                        inserted.extend(keys);
-                    }
+                    let refs: Vec<_> = jobs.iter().map(|(c, j)| (c, j)).collect();
+                    let mut inserted = insert_jobs(&mut tx, &refs, now).await?;
                     tx.commit().await?;
                     // The first of repeated keys is the new one.
                     Ok(jobs
@@ -1026,19 +1002,7 @@ macro_rules! impl_store {
                         match (customers.get(&facts.platform_id), stored_customers.get(&facts.platform_id)) {
                             (Some(_), Some(stored)) if stored == facts => {}
                             (Some((id, _)), _) => {
-                                bind_customer(
-                                    sqlx::query(
-                                        "UPDATE customers SET kind = $3, name = $4, \
-                                         organisation_number = $5, national_id = $6, email = $7, \
-                                         postal_address = $8, platform_dunning = $9, version = version + 1 \
-                                         WHERE creditor_id = $1 AND id = $2",
-                                    )
-                                    .bind(creditor.as_str())
-                                    .bind(id.as_str()),
-                                    facts,
-                                )
-                                .execute(&mut *tx)
-                                .await?;
+                                update_customer(&mut tx, creditor, id, facts).await?;
                                 touched.push(facts.platform_id.clone());
                             }
                             _ => fresh_customers.push((CustomerId::generate(), facts)),
@@ -1115,39 +1079,15 @@ macro_rules! impl_store {
                                 }
                                 let invoice = Invoice::try_from(row)?;
                                 let update = decide.decide(Some(&invoice), facts, opt_out);
-                                sqlx::query(
-                                    "UPDATE invoices SET number = $4, customer_platform_id = $5, \
-                                     issued = $6, due = $7, currency = $8, amount_minor = $9, \
-                                     outstanding_minor = $10, payment_reference = $11, credited = $13, \
-                                     customer_id = (SELECT c.id FROM customers c \
-                                       WHERE c.creditor_id = $1 AND c.connection_id = $3 \
-                                       AND c.platform_id = $5), \
-                                     seen_pass = COALESCE($14, seen_pass), \
-                                     stage = COALESCE($15, stage), \
-                                     next_action_on = CASE WHEN $15 IS NULL THEN next_action_on ELSE $16 END, \
-                                     lifecycle = COALESCE($17, lifecycle), \
-                                     version = version + 1, updated_at = $12 \
-                                     WHERE creditor_id = $1 AND id = $2",
-                                )
-                                .bind(creditor.as_str())
-                                .bind(id.as_str())
-                                .bind(connection.as_str())
-                                .bind(&facts.number)
-                                .bind(&facts.customer_platform_id)
-                                .bind(facts.issued)
-                                .bind(facts.due)
-                                .bind(facts.currency.code())
-                                .bind(stored.amount_minor)
-                                .bind(stored.outstanding_minor)
-                                .bind(&facts.payment_reference)
-                                .bind(millis(now))
-                                .bind(facts.credited)
-                                .bind(seen_pass)
-                                .bind(update.as_ref().map(|u| u.stage.as_str()))
-                                .bind(update.as_ref().and_then(|u| u.next_action_on))
-                                .bind(update.as_ref().map(|u| Json(&u.lifecycle)))
-                                .execute(&mut *tx)
-                                .await?;
+                                let write = InvoiceWrite {
+                                    creditor,
+                                    connection,
+                                    stored,
+                                    source,
+                                    now,
+                                };
+                                update_invoice(&mut tx, &write, &id, seen_pass, update.as_ref())
+                                    .await?;
                                 events.push((
                                     id.clone(),
                                     "changed",
@@ -1244,43 +1184,12 @@ macro_rules! impl_store {
                         .flat_map(|(id, u)| u.decisions.iter().map(move |d| (id, d)))
                         .collect();
                     report.decisions += decisions.len();
-                    for chunk in decisions.chunks(ROWS_PER_STATEMENT) {
-                        let mut insert = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO decisions (creditor_id, invoice_id, on_day, at, rule, inputs, outcome) ",
-                        );
-                        insert.push_values(chunk, |mut row, (id, d)| {
-                            row.push_bind(creditor.0.clone())
-                                .push_bind(id.0.clone())
-                                .push_bind(d.on)
-                                .push_bind(at)
-                                .push_bind(d.rule.clone())
-                                .push_bind(Json(d.inputs.clone()))
-                                .push_bind(Json(d.outcome.clone()));
-                        });
-                        insert.build().execute(&mut *tx).await?;
-                    }
-                    let jobs: Vec<&NewJob> = updates.iter().flat_map(|(_, u)| u.jobs.iter()).collect();
-                    for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
-                        let mut insert = sqlx::QueryBuilder::<$db>::new(
-                            "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, state, \
-                             attempts, run_after, created_at, updated_at) ",
-                        );
-                        insert.push_values(chunk, |mut row, job| {
-                            row.push_bind(JobId::generate().0)
-                                .push_bind(creditor.0.clone())
-                                .push_bind(job.kind.clone())
-                                .push_bind(job.idempotency_key.clone())
-                                .push_bind(Json(job.payload.clone()))
-                                .push_bind("pending")
-                                .push_bind(0_i32)
-                                .push_bind(millis(job.run_after))
-                                .push_bind(at)
-                                .push_bind(at);
-                        });
-                        // The same work enqueued twice stays one job.
-                        insert.push(" ON CONFLICT (idempotency_key) DO NOTHING");
-                        insert.build().execute(&mut *tx).await?;
-                    }
+                    insert_decisions(&mut tx, creditor, &decisions, now).await?;
+                    let jobs: Vec<(&CreditorId, &NewJob)> = updates
+                        .iter()
+                        .flat_map(|(_, u)| u.jobs.iter().map(|j| (creditor, j)))
+                        .collect();
+                    insert_jobs(&mut tx, &jobs, now).await?;
                     if let (Some(pass), false) = (seen_pass, seen.is_empty()) {
                         sqlx::query(&format!(
                             "UPDATE invoices SET seen_pass = $3 WHERE creditor_id = $1 \
@@ -1347,19 +1256,7 @@ macro_rules! impl_store {
                     }
                     Some(row) => {
                         let id = CustomerId::from(row.id());
-                        bind_customer(
-                            sqlx::query(
-                                "UPDATE customers SET kind = $3, name = $4, \
-                                 organisation_number = $5, national_id = $6, email = $7, \
-                                 postal_address = $8, platform_dunning = $9, version = version + 1 \
-                                 WHERE creditor_id = $1 AND id = $2",
-                            )
-                            .bind(creditor.as_str())
-                            .bind(id.as_str()),
-                            facts,
-                        )
-                        .execute(&mut **tx)
-                        .await?;
+                        update_customer(tx, creditor, &id, facts).await?;
                         (id, Written::Changed, row.opt_out())
                     }
                     None => {
@@ -1446,31 +1343,7 @@ macro_rules! impl_store {
                         if before == *facts {
                             return Ok(InvoiceWritten::Unchanged(id));
                         }
-                        sqlx::query(
-                            "UPDATE invoices SET number = $4, customer_platform_id = $5, \
-                             issued = $6, due = $7, currency = $8, amount_minor = $9, \
-                             outstanding_minor = $10, payment_reference = $11, credited = $13, \
-                             customer_id = (SELECT c.id FROM customers c \
-                               WHERE c.creditor_id = $1 AND c.connection_id = $3 \
-                               AND c.platform_id = $5), \
-                             version = version + 1, updated_at = $12 \
-                             WHERE creditor_id = $1 AND id = $2",
-                        )
-                        .bind(creditor.as_str())
-                        .bind(id.as_str())
-                        .bind(connection.as_str())
-                        .bind(&facts.number)
-                        .bind(&facts.customer_platform_id)
-                        .bind(facts.issued)
-                        .bind(facts.due)
-                        .bind(facts.currency.code())
-                        .bind(stored.amount_minor)
-                        .bind(stored.outstanding_minor)
-                        .bind(&facts.payment_reference)
-                        .bind(millis(w.now))
-                        .bind(facts.credited)
-                        .execute(&mut **tx)
-                        .await?;
+                        update_invoice(tx, w, &id, None, None).await?;
                         let change = serde_json::Value::Object(before.changes_to(facts));
                         (id, Written::Changed, "changed", change)
                     }
@@ -1527,50 +1400,136 @@ macro_rules! impl_store {
                 update: &LifecycleUpdate,
                 now: DateTime<Utc>,
             ) -> Result<(), StoreError> {
-                for decision in &update.decisions {
-                    sqlx::query(
-                        "INSERT INTO decisions (creditor_id, invoice_id, on_day, at, rule, \
-                         inputs, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                    )
-                    .bind(creditor.as_str())
-                    .bind(invoice.as_str())
-                    .bind(decision.on)
-                    .bind(millis(now))
-                    .bind(&decision.rule)
-                    .bind(Json(&decision.inputs))
-                    .bind(Json(&decision.outcome))
-                    .execute(&mut **tx)
-                    .await?;
-                }
-                for job in &update.jobs {
-                    insert_job(tx, creditor, job, now).await?;
+                let decisions: Vec<_> = update.decisions.iter().map(|d| (invoice, d)).collect();
+                insert_decisions(tx, creditor, &decisions, now).await?;
+                let jobs: Vec<_> = update.jobs.iter().map(|j| (creditor, j)).collect();
+                insert_jobs(tx, &jobs, now).await?;
+                Ok(())
+            }
+
+            /// Appends decisions, a multi-row insert per [`ROWS_PER_STATEMENT`].
+            async fn insert_decisions(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                creditor: &CreditorId,
+                decisions: &[(&InvoiceId, &NewDecision)],
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                for chunk in decisions.chunks(ROWS_PER_STATEMENT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO decisions (creditor_id, invoice_id, on_day, at, rule, inputs, outcome) ",
+                    );
+                    insert.push_values(chunk, |mut row, (id, d)| {
+                        row.push_bind(creditor.0.clone())
+                            .push_bind(id.0.clone())
+                            .push_bind(d.on)
+                            .push_bind(millis(now))
+                            .push_bind(d.rule.clone())
+                            .push_bind(Json(d.inputs.clone()))
+                            .push_bind(Json(d.outcome.clone()));
+                    });
+                    insert.build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }
 
-            /// Enqueues a job; the same work enqueued twice stays one job. Whether it was new.
-            async fn insert_job(
+            /// Enqueues jobs, a multi-row insert per [`ROWS_PER_STATEMENT`]; the same work
+            /// enqueued twice stays one job. The idempotency keys that were new.
+            async fn insert_jobs(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                jobs: &[(&CreditorId, &NewJob)],
+                now: DateTime<Utc>,
+            ) -> Result<std::collections::HashSet<String>, StoreError> {
+                let mut inserted = std::collections::HashSet::new();
+                for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, state, \
+                         attempts, run_after, created_at, updated_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, (creditor, job)| {
+                        row.push_bind(JobId::generate().0)
+                            .push_bind(creditor.0.clone())
+                            .push_bind(job.kind.clone())
+                            .push_bind(job.idempotency_key.clone())
+                            .push_bind(Json(job.payload.clone()))
+                            .push_bind("pending")
+                            .push_bind(0_i32)
+                            .push_bind(millis(job.run_after))
+                            .push_bind(millis(now))
+                            .push_bind(millis(now));
+                    });
+                    insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
+                    let keys: Vec<String> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
+                    inserted.extend(keys);
+                }
+                Ok(inserted)
+            }
+
+            async fn update_customer(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 creditor: &CreditorId,
-                job: &NewJob,
-                now: DateTime<Utc>,
-            ) -> Result<bool, StoreError> {
-                let inserted = sqlx::query(
-                    "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, \
-                     state, attempts, run_after, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, 'pending', 0, $6, $7, $7) \
-                     ON CONFLICT (idempotency_key) DO NOTHING",
+                id: &CustomerId,
+                facts: &CustomerFacts,
+            ) -> Result<(), StoreError> {
+                bind_customer(
+                    sqlx::query(
+                        "UPDATE customers SET kind = $3, name = $4, \
+                         organisation_number = $5, national_id = $6, email = $7, \
+                         postal_address = $8, platform_dunning = $9, version = version + 1 \
+                         WHERE creditor_id = $1 AND id = $2",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(id.as_str()),
+                    facts,
                 )
-                .bind(JobId::generate().as_str())
-                .bind(creditor.as_str())
-                .bind(&job.kind)
-                .bind(&job.idempotency_key)
-                .bind(Json(&job.payload))
-                .bind(millis(job.run_after))
-                .bind(millis(now))
                 .execute(&mut **tx)
                 .await?;
-                Ok(inserted.rows_affected() == 1)
+                Ok(())
+            }
+
+            /// Writes an invoice's new facts, and, when given, the full pass that listed it and
+            /// the lifecycle engine's update (stage, next action, state).
+            async fn update_invoice(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                w: &InvoiceWrite<'_>,
+                id: &InvoiceId,
+                seen_pass: Option<i64>,
+                update: Option<&LifecycleUpdate>,
+            ) -> Result<(), StoreError> {
+                let (stored, facts) = (w.stored, &w.stored.normalized);
+                sqlx::query(
+                    "UPDATE invoices SET number = $4, customer_platform_id = $5, \
+                     issued = $6, due = $7, currency = $8, amount_minor = $9, \
+                     outstanding_minor = $10, payment_reference = $11, credited = $13, \
+                     customer_id = (SELECT c.id FROM customers c \
+                       WHERE c.creditor_id = $1 AND c.connection_id = $3 \
+                       AND c.platform_id = $5), \
+                     seen_pass = COALESCE($14, seen_pass), \
+                     stage = COALESCE($15, stage), \
+                     next_action_on = CASE WHEN $15 IS NULL THEN next_action_on ELSE $16 END, \
+                     lifecycle = COALESCE($17, lifecycle), \
+                     version = version + 1, updated_at = $12 \
+                     WHERE creditor_id = $1 AND id = $2",
+                )
+                .bind(w.creditor.as_str())
+                .bind(id.as_str())
+                .bind(w.connection.as_str())
+                .bind(&facts.number)
+                .bind(&facts.customer_platform_id)
+                .bind(facts.issued)
+                .bind(facts.due)
+                .bind(facts.currency.code())
+                .bind(stored.amount_minor)
+                .bind(stored.outstanding_minor)
+                .bind(&facts.payment_reference)
+                .bind(millis(w.now))
+                .bind(facts.credited)
+                .bind(seen_pass)
+                .bind(update.map(|u| u.stage.as_str()))
+                .bind(update.and_then(|u| u.next_action_on))
+                .bind(update.map(|u| Json(&u.lifecycle)))
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
             }
         };
     };
