@@ -120,14 +120,13 @@ pub async fn connections(config: &Config, command: ConnectionsCommand) -> Result
                 settings: value,
                 webhook_secret: Some(secret.clone()),
             };
-            let id = ConnectionId::generate();
             let store = open_store(config).await?;
-            let connection = store
+            let connection = secrets
                 .create_connection(
+                    store.as_ref(),
+                    key,
                     &CreditorId::from(creditor.as_str()),
-                    &id,
                     &platform,
-                    &secrets.seal(key, &id),
                     chrono::Utc::now(),
                 )
                 .await?;

@@ -112,21 +112,15 @@ async fn world(
         .map_err(|e| e.to_string())?;
     let key =
         EncryptionKey::from_base64(&EncryptionKey::generate_base64()).map_err(|e| e.to_string())?;
-    let id = ConnectionId::generate();
     let secrets = ConnectionSecrets {
         settings,
         webhook_secret: Some(webhook_secret.into()),
     };
-    store
-        .create_connection(
-            &creditor.id,
-            &id,
-            platform,
-            &secrets.seal(&key, &id),
-            clock.now(),
-        )
+    let id = secrets
+        .create_connection(store.as_ref(), &key, &creditor.id, platform, clock.now())
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .id;
     let http = HttpSettings {
         requests_per_second: std::num::NonZeroU32::MAX,
         ..HttpSettings::default()

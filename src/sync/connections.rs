@@ -8,8 +8,11 @@ use forfall_connector::Connector;
 use forfall_connector::client::HttpSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Connection, ConnectionId, SealedCredentials};
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Connection, ConnectionId, CreditorId, SealedCredentials};
 use crate::secrets::EncryptionKey;
+use crate::store::{Store, StoreError};
 
 use super::SyncError;
 
@@ -37,6 +40,21 @@ impl ConnectionSecrets {
     pub fn seal(&self, key: &EncryptionKey, id: &ConnectionId) -> SealedCredentials {
         let plain = serde_json::to_vec(self).unwrap_or_default();
         SealedCredentials(key.seal(&plain, id.as_str()))
+    }
+
+    /// Creates a connection of `creditor` to `platform` holding these secrets, sealed to it.
+    pub async fn create_connection(
+        &self,
+        store: &dyn Store,
+        key: &EncryptionKey,
+        creditor: &CreditorId,
+        platform: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Connection, StoreError> {
+        let id = ConnectionId::generate();
+        store
+            .create_connection(creditor, &id, platform, &self.seal(key, &id), now)
+            .await
     }
 
     pub fn open(

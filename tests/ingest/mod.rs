@@ -70,21 +70,15 @@ pub async fn world_with(
         .await
         .expect("creditor");
     let key = EncryptionKey::from_base64(&EncryptionKey::generate_base64()).expect("key");
-    let id = ConnectionId::generate();
     let secrets = ConnectionSecrets {
         settings,
         webhook_secret: Some(webhook_secret.into()),
     };
-    store
-        .create_connection(
-            &creditor.id,
-            &id,
-            platform,
-            &secrets.seal(&key, &id),
-            clock.now(),
-        )
+    let id = secrets
+        .create_connection(store.as_ref(), &key, &creditor.id, platform, clock.now())
         .await
-        .expect("connection");
+        .expect("connection")
+        .id;
     let ingest = Arc::new(Ingest::new(
         store.clone(),
         clock.clone(),
