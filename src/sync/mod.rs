@@ -380,17 +380,15 @@ impl Ingest {
                 && customer.platform_dunning
                 && !item.known_only
             {
-                {
-                    tracing::warn!(
-                        connection = %connection.id,
-                        customer = %customer.platform_id,
-                        "the platform's own automatic reminders or collection notices are on for this customer: collection through Forfall would dun the debtor twice"
-                    );
-                    self.metrics.count(
-                        "forfall_double_dunning_warnings_total",
-                        &connection.platform,
-                    );
-                }
+                tracing::warn!(
+                    connection = %connection.id,
+                    customer = %customer.platform_id,
+                    "the platform's own automatic reminders or collection notices are on for this customer: collection through Forfall would dun the debtor twice"
+                );
+                self.metrics.count(
+                    "forfall_double_dunning_warnings_total",
+                    &connection.platform,
+                );
             }
         }
         let batch = IngestBatch {
@@ -405,8 +403,8 @@ impl Ingest {
             .await?)
     }
 
-    /// Reads one known invoice again and ingests what the platform says now; an invoice the
-    /// platform no longer has counts as credited in full (nothing more is owed on it).
+    /// Reads one invoice again and ingests what the platform says now; an invoice the platform
+    /// no longer has counts as credited in full (nothing more is owed on it).
     async fn reread(
         &self,
         connection: &Connection,
@@ -416,15 +414,25 @@ impl Ingest {
         source: EventSource,
     ) -> Result<(), SyncError> {
         match connector.invoice(&RemoteId(platform_id.to_owned())).await {
-            Ok(invoice) => {
-                let items = item_of(&invoice, true)?.into_iter().collect::<Vec<_>>();
-                self.write(connection, day, &items, source, None).await?;
-            }
+            Ok(invoice) => self.write_one(connection, day, &invoice, source).await?,
             Err(ConnectorError::NotFound) => {
                 self.vanished(connection, day, platform_id, source).await?;
             }
             Err(e) => return Err(e.into()),
         }
+        Ok(())
+    }
+
+    /// Ingests one invoice as the platform describes it: created only if it is open.
+    async fn write_one(
+        &self,
+        connection: &Connection,
+        day: &CreditorDay,
+        invoice: &RemoteInvoice,
+        source: EventSource,
+    ) -> Result<(), SyncError> {
+        let items: Vec<_> = item_of(invoice, !is_open(invoice))?.into_iter().collect();
+        self.write(connection, day, &items, source, None).await?;
         Ok(())
     }
 
@@ -467,23 +475,15 @@ impl Ingest {
         let source = EventSource::Webhook;
         for change in changes {
             match change {
-                RemoteChange::InvoiceChanged(id) => match connector.invoice(id).await {
-                    Ok(invoice) => {
-                        let items: Vec<_> =
-                            item_of(&invoice, !is_open(&invoice))?.into_iter().collect();
-                        self.write(connection, &day, &items, source, None).await?;
-                    }
-                    Err(ConnectorError::NotFound) => {
-                        self.vanished(connection, &day, &id.0, source).await?;
-                    }
-                    Err(e) => return Err(e.into()),
-                },
+                RemoteChange::InvoiceChanged(id) => {
+                    self.reread(connection, &day, connector, &id.0, source)
+                        .await?;
+                }
                 RemoteChange::InvoiceDeleted(id) => {
                     self.vanished(connection, &day, &id.0, source).await?;
                 }
                 RemoteChange::InvoiceSnapshot(invoice) => {
-                    let items: Vec<_> = item_of(invoice, !is_open(invoice))?.into_iter().collect();
-                    self.write(connection, &day, &items, source, None).await?;
+                    self.write_one(connection, &day, invoice, source).await?;
                 }
                 RemoteChange::Unspecific { customer } => {
                     let refs = self
