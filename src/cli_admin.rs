@@ -11,7 +11,7 @@ use forfall::sync::connections::{ConnectionSecrets, Connectors, PLATFORMS};
 use forfall::sync::{Ingest, SyncError};
 use forfall_connector::client::HttpSettings;
 
-use crate::{ConnectionsCommand, CreditorsCommand, Failure, emit};
+use crate::{ConnectionsCommand, CreditorsCommand, Failure, JobsCommand, emit};
 
 /// The ingest service for this configuration.
 pub fn ingest(config: &Config, store: Arc<dyn Store>) -> Arc<Ingest> {
@@ -24,6 +24,65 @@ pub fn ingest(config: &Config, store: Arc<dyn Store>) -> Arc<Ingest> {
         Arc::new(SystemClock),
         Connectors::new(config.encryption_key.clone(), http),
         Arc::new(forfall::api::metrics::Metrics::default()),
+    ))
+}
+
+/// The job workers as the configuration sets them up.
+pub fn workers(
+    config: &Config,
+    store: Arc<dyn Store>,
+    ingest: Arc<Ingest>,
+    owner: String,
+) -> Result<forfall::jobs::workers::Workers, Failure> {
+    use forfall::config::AgencyMode;
+    use forfall::pipeline::forward::Sink;
+    let sink = match (
+        config.agency.mode,
+        &config.agency.url,
+        &config.agency.secret,
+    ) {
+        (AgencyMode::Push, Some(url), Some(secret)) => Some(Sink::Push(
+            forfall::pipeline::PushClient::new(forfall::pipeline::PushSettings {
+                url: url.clone(),
+                secret: secret.clone(),
+                timeout: config.agency.timeout,
+            })
+            .map_err(|e| Failure::BadInput(format!("configuration: agency_url: {e}")))?,
+        )),
+        (AgencyMode::Pull, _, _) => Some(Sink::Pull),
+        _ => None,
+    };
+    let mailer = config
+        .smtp_url
+        .as_ref()
+        .map(|url| {
+            forfall::notify::Mailer::new(&forfall::notify::SmtpSettings {
+                url: url.clone(),
+                from: config.mail_from.clone(),
+                timeout: std::time::Duration::from_secs(30),
+            })
+            .map_err(|e| Failure::BadInput(format!("configuration: smtp_url / mail_from: {e}")))
+        })
+        .transpose()?;
+    Ok(forfall::jobs::workers::workers(
+        store,
+        ingest.clock.clone(),
+        ingest,
+        owner,
+        forfall::jobs::workers::WorkerSettings {
+            sink,
+            agency_in_flight: config.agency.in_flight,
+            mailer,
+            opt_out_hint: Some(
+                "forfall invoices opt-out INVOICE, or forfall customers opt-out CUSTOMER".into(),
+            ),
+            runner: forfall::jobs::RunnerSettings {
+                retry: config.retry,
+                ..forfall::jobs::RunnerSettings::default()
+            },
+            day_tick_at: config.day_tick_at,
+            tick_every: std::time::Duration::from_secs(30),
+        },
     ))
 }
 
@@ -49,7 +108,15 @@ pub async fn creditors(config: &Config, command: CreditorsCommand) -> Result<(),
             time_zone,
             language,
             policy,
+            email,
         } => {
+            if let Some(email) = &email
+                && !looks_like_email(email)
+            {
+                return Err(Failure::BadInput(format!(
+                    "--email {email:?}: not an e-mail address"
+                )));
+            }
             let country: Country = country
                 .parse()
                 .map_err(|_| Failure::BadInput(format!("--country {country:?}: NO, SE or FI")))?;
@@ -81,6 +148,7 @@ pub async fn creditors(config: &Config, command: CreditorsCommand) -> Result<(),
                         time_zone,
                         language,
                         policy,
+                        email,
                     },
                     chrono::Utc::now(),
                 )
@@ -237,6 +305,96 @@ pub async fn sync(config: &Config, connection: &str, full: bool) -> Result<(), F
         Err(e) => {
             ingest.record_failure(&id, &e).await;
             Err(sync_failure(e))
+        }
+    };
+    store.close().await;
+    result
+}
+
+/// `local@domain.tld`, roughly: enough to catch a slip, not a full RFC 5322 parser.
+fn looks_like_email(text: &str) -> bool {
+    match text.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !text.chars().any(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Failure> {
+    use forfall::domain::{JobId, JobState};
+    let store = open_store(config).await?;
+    let line = |job: &forfall::domain::Job| {
+        format!(
+            "{}  {:<9}  {:<8}  attempts {:<2}  {}  {}\n",
+            job.id,
+            job.state.as_str(),
+            job.kind,
+            job.attempts,
+            job.idempotency_key,
+            job.last_error.as_deref().unwrap_or("")
+        )
+    };
+    let result = match command {
+        JobsCommand::List { state, limit } => {
+            let state = state
+                .map(|s| {
+                    JobState::parse(&s).ok_or_else(|| {
+                        Failure::BadInput(format!(
+                            "--state {s:?}: pending, running, succeeded or dead"
+                        ))
+                    })
+                })
+                .transpose()?;
+            let jobs = store.list_jobs(state, limit).await?;
+            emit(&jobs.iter().map(line).collect::<String>())
+        }
+        JobsCommand::Dead { limit } => {
+            let jobs = store.list_jobs(Some(JobState::Dead), limit).await?;
+            if jobs.is_empty() {
+                emit("no dead letters\n")
+            } else {
+                emit(&jobs.iter().map(line).collect::<String>())
+            }
+        }
+        JobsCommand::Show { id } => {
+            let id = JobId::from(id.as_str());
+            let Some(job) = store.job(&id).await? else {
+                return Err(Failure::BadInput(format!("no job {id}")));
+            };
+            let attempts = store.job_attempts(&id).await?;
+            let mut out = line(&job);
+            out.push_str(&format!(
+                "creditor {}\nchain {}\nrun after {}\npayload {}\n",
+                job.creditor_id,
+                job.chain.as_deref().unwrap_or("(none)"),
+                job.run_after.to_rfc3339(),
+                job.payload
+            ));
+            for attempt in attempts {
+                out.push_str(&format!(
+                    "attempt {}  {}  {}  {}\n",
+                    attempt.attempt,
+                    attempt.finished_at.to_rfc3339(),
+                    attempt.outcome,
+                    attempt.error.as_deref().unwrap_or("")
+                ));
+            }
+            emit(&out)
+        }
+        JobsCommand::Retry { id } => {
+            let id = JobId::from(id.as_str());
+            if store.retry_job(&id, chrono::Utc::now()).await? {
+                emit(&format!("{id} is back in the queue\n"))
+            } else {
+                Err(Failure::BadInput(format!(
+                    "no dead or waiting job {id} (a running or finished job is not retried)"
+                )))
+            }
         }
     };
     store.close().await;

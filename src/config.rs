@@ -36,6 +36,48 @@ pub struct Config {
     pub full_sync_at: chrono::NaiveTime,
     /// Timeout of one call to an accounting platform.
     pub platform_timeout: std::time::Duration,
+    /// The collection agency: where cases go and whose events are accepted.
+    pub agency: AgencyConfig,
+    /// The SMTP server for the creditors' e-mails; `None`: e-mails wait (as jobs) until one is set.
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    /// The creditor's local time from which each day's engine run (the day tick) happens.
+    pub day_tick_at: chrono::NaiveTime,
+    /// How jobs are retried.
+    pub retry: crate::jobs::RetryPolicy,
+}
+
+/// How cases reach the collection agency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgencyMode {
+    /// No agency: transfers wait (as jobs) until one is configured.
+    Off,
+    /// POSTed to `agency_url`, signed.
+    Push,
+    /// Kept for the agency to fetch through the partner API.
+    Pull,
+}
+
+#[derive(Clone)]
+pub struct AgencyConfig {
+    pub mode: AgencyMode,
+    pub url: Option<String>,
+    /// Signs the messages to the agency and checks its events; environment only.
+    pub secret: Option<forfall_connector::standard_webhooks::Secret>,
+    /// Deliveries to the agency at once.
+    pub in_flight: usize,
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for AgencyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgencyConfig")
+            .field("mode", &self.mode)
+            .field("url", &self.url)
+            .field("secret", &self.secret.as_ref().map(|_| "***"))
+            .field("in_flight", &self.in_flight)
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -122,7 +164,76 @@ pub const KEYS: &[Key] = &[
         default: "(none: `serve` refuses to start)",
         meaning: "32 random bytes as base64, sealing connection credentials; environment only",
     },
+    Key {
+        name: "agency_mode",
+        env: "FORFALL_AGENCY_MODE",
+        default: "off",
+        meaning: "how cases reach the collection agency: `push` (to agency_url), `pull` (the agency fetches) or `off` (they wait)",
+    },
+    Key {
+        name: "agency_url",
+        env: "FORFALL_AGENCY_URL",
+        default: "(none)",
+        meaning: "where cases and messages are POSTed in push mode (http:// or https://)",
+    },
+    Key {
+        name: "agency_secret",
+        env: "FORFALL_AGENCY_SECRET",
+        default: "(none)",
+        meaning: "whsec_… Standard Webhooks secret shared with the agency (signs cases, checks its events); environment only",
+    },
+    Key {
+        name: "agency_in_flight",
+        env: "FORFALL_AGENCY_IN_FLIGHT",
+        default: "64",
+        meaning: "deliveries to the agency at once, 1 to 1024",
+    },
+    Key {
+        name: "agency_timeout_seconds",
+        env: "FORFALL_AGENCY_TIMEOUT_SECONDS",
+        default: "30",
+        meaning: "timeout of one delivery to the agency, 1 to 600",
+    },
+    Key {
+        name: "smtp_url",
+        env: "FORFALL_SMTP_URL",
+        default: "(none: e-mails wait)",
+        meaning: "smtp://host:port (plain, a local relay), smtps://user:pass@host or smtp://…?tls=required",
+    },
+    Key {
+        name: "mail_from",
+        env: "FORFALL_MAIL_FROM",
+        default: "Forfall <forfall@localhost>",
+        meaning: "the From of the creditors' e-mails",
+    },
+    Key {
+        name: "day_tick_at",
+        env: "FORFALL_DAY_TICK_AT",
+        default: "06:00",
+        meaning: "local time (creditor's zone) from which each day's engine run happens, HH:MM",
+    },
+    Key {
+        name: "job_max_attempts",
+        env: "FORFALL_JOB_MAX_ATTEMPTS",
+        default: "25",
+        meaning: "attempts before a job becomes a dead letter, 1 to 1000",
+    },
+    Key {
+        name: "job_backoff_base_seconds",
+        env: "FORFALL_JOB_BACKOFF_BASE_SECONDS",
+        default: "60",
+        meaning: "ceiling of the first retry's wait (doubling after), 1 to 86400",
+    },
+    Key {
+        name: "job_backoff_cap_seconds",
+        env: "FORFALL_JOB_BACKOFF_CAP_SECONDS",
+        default: "43200",
+        meaning: "the retry wait's ceiling never grows beyond this, 1 to 604800",
+    },
 ];
+
+/// Keys only ever read from the environment: secrets never sit in a file.
+const ENVIRONMENT_ONLY: [&str; 2] = ["encryption_key", "agency_secret"];
 
 /// Environment variables with this prefix belong to the test suite, not to the configuration.
 const TEST_ENV_PREFIX: &str = "FORFALL_TEST_";
@@ -145,13 +256,14 @@ impl Config {
                         origin: origin.clone(),
                         problem: "unknown key".into(),
                     })?;
-                if key.name == "encryption_key" {
+                if ENVIRONMENT_ONLY.contains(&key.name) {
                     return Err(ConfigError {
                         key: name,
                         origin,
-                        problem: "the encryption key must come from the environment \
-                                  (FORFALL_ENCRYPTION_KEY), never from a file"
-                            .into(),
+                        problem: format!(
+                            "a secret must come from the environment ({}), never from a file",
+                            key.env
+                        ),
                     });
                 }
                 values.insert(key.name, (value, origin.clone()));
@@ -270,7 +382,92 @@ impl Config {
             })?;
         let platform_timeout =
             std::time::Duration::from_secs(number("platform_timeout_seconds", 30, 600, 1)?);
+        let agency_mode = match text("agency_mode", "off").trim() {
+            "off" => AgencyMode::Off,
+            "push" => AgencyMode::Push,
+            "pull" => AgencyMode::Pull,
+            other => {
+                return Err(fail(
+                    "agency_mode",
+                    format!("`{other}` is not `push`, `pull` or `off`"),
+                ));
+            }
+        };
+        let agency_url = get("agency_url").map(|(v, _)| v.trim().to_owned());
+        if let Some(url) = &agency_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(fail(
+                "agency_url",
+                format!("`{url}` must start with http:// or https://"),
+            ));
+        }
+        let agency_secret = get("agency_secret")
+            .map(|(v, _)| forfall_connector::standard_webhooks::Secret::parse(v.trim()))
+            .transpose()
+            .map_err(|e| fail("agency_secret", e.to_string()))?;
+        if agency_mode == AgencyMode::Push && agency_url.is_none() {
+            return Err(fail(
+                "agency_url",
+                "push mode needs the agency's URL".into(),
+            ));
+        }
+        if agency_mode != AgencyMode::Off && agency_secret.is_none() {
+            return Err(fail(
+                "agency_secret",
+                "an agency needs the shared secret (FORFALL_AGENCY_SECRET, whsec_…)".into(),
+            ));
+        }
+        let agency = AgencyConfig {
+            mode: agency_mode,
+            url: agency_url,
+            secret: agency_secret,
+            in_flight: usize::try_from(number("agency_in_flight", 64, 1024, 1)?).unwrap_or(64),
+            timeout: std::time::Duration::from_secs(number("agency_timeout_seconds", 30, 600, 1)?),
+        };
+        let smtp_url = get("smtp_url").map(|(v, _)| v.trim().to_owned());
+        if let Some(url) = &smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return Err(fail(
+                "smtp_url",
+                format!(
+                    "`{}` must start with smtp:// or smtps://",
+                    crate::store::redact_url(url)
+                ),
+            ));
+        }
+        let mail_from = text("mail_from", "Forfall <forfall@localhost>");
+        let tick_text = text("day_tick_at", "06:00");
+        let day_tick_at =
+            chrono::NaiveTime::parse_from_str(tick_text.trim(), "%H:%M").map_err(|_| {
+                fail(
+                    "day_tick_at",
+                    format!("`{tick_text}` is not a time such as 06:00"),
+                )
+            })?;
+        let retry = crate::jobs::RetryPolicy {
+            max_attempts: u32::try_from(number("job_max_attempts", 25, 1000, 1)?).unwrap_or(25),
+            base: std::time::Duration::from_secs(number(
+                "job_backoff_base_seconds",
+                60,
+                86_400,
+                1,
+            )?),
+            cap: std::time::Duration::from_secs(number(
+                "job_backoff_cap_seconds",
+                43_200,
+                604_800,
+                1,
+            )?),
+            ..crate::jobs::RetryPolicy::default()
+        };
         Ok(Config {
+            agency,
+            smtp_url,
+            mail_from,
+            day_tick_at,
+            retry,
             poll_interval,
             full_sync_at,
             platform_timeout,

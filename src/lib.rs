@@ -3,11 +3,15 @@
 //! `domain` is the canonical model; `store` keeps it (SQLite or PostgreSQL); `api` serves HTTP;
 //! `server` runs it; `config`, `clock` and `secrets` are the plumbing every part shares.
 
+pub mod actions;
 pub mod api;
 pub mod clock;
 pub mod config;
 pub mod domain;
+pub mod jobs;
 pub mod lifecycle;
+pub mod notify;
+pub mod pipeline;
 pub mod rules;
 pub mod scenario;
 pub mod secrets;

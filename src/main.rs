@@ -62,10 +62,34 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// The outbox's jobs: what is waiting, what failed for good, and putting it back.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
     /// Run a faithful fake of a platform on loopback, for tests and demos, until Ctrl-C.
     #[cfg(feature = "fake")]
     #[command(subcommand)]
     Fake(FakeCommand),
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// The newest jobs, one line each: id, state, kind, attempts, key, last error.
+    List {
+        /// Only jobs in this state: pending, running, succeeded or dead.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// One job with its payload and every attempt.
+    Show { id: String },
+    /// Put a dead (or waiting) job back in the queue now, with a fresh count of attempts.
+    Retry { id: String },
+    /// The dead letters: jobs that failed for good.
+    Dead {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,6 +113,9 @@ enum CreditorsCommand {
         /// A JSON file with the policy (the scenario format's `policy`); the defaults otherwise.
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
+        /// Where the creditor's e-mails go (warnings, transfer notices, alerts).
+        #[arg(long)]
+        email: Option<String>,
     },
 }
 
@@ -133,6 +160,14 @@ enum FakeCommand {
         /// How many invoices to seed.
         #[arg(long, default_value_t = 200)]
         invoices: usize,
+    },
+    /// A collection agency: receives signed cases on /cases, with a control API under /_fake.
+    Agency {
+        #[arg(long, default_value_t = 8091)]
+        port: u16,
+        /// The shared secret (whsec_…); a new one is made and printed when absent.
+        #[arg(long, env = "FORFALL_AGENCY_SECRET")]
+        secret: Option<String>,
     },
 }
 
@@ -284,6 +319,7 @@ fn main() -> ExitCode {
             Command::Creditors(command) => cli_admin::creditors(&config, command).await,
             Command::Connections(command) => cli_admin::connections(&config, command).await,
             Command::Sync { connection, full } => cli_admin::sync(&config, &connection, full).await,
+            Command::Jobs(command) => cli_admin::jobs(&config, command).await,
             // Answered before any configuration is read (see above).
             _ => Ok(()),
         }
@@ -358,6 +394,29 @@ async fn fake(command: &FakeCommand) -> Result<(), Failure> {
             ))?;
             forfall::server::shutdown_signal().await;
             fake.shutdown().await;
+            Ok(())
+        }
+        FakeCommand::Agency { port, secret } => {
+            use forfall_connector::standard_webhooks::Secret;
+            let secret = match secret {
+                Some(text) => {
+                    Secret::parse(text).map_err(|e| Failure::BadInput(format!("--secret: {e}")))?
+                }
+                None => Secret::generate(),
+            };
+            let listener = tokio::net::TcpListener::bind(("127.0.0.1", *port))
+                .await
+                .map_err(|e| Failure::Failed(format!("cannot listen on port {port}: {e}")))?;
+            let agency = forfall::pipeline::FakeAgency::start(listener, secret.clone())
+                .await
+                .map_err(|e| Failure::Failed(format!("cannot start the fake agency: {e}")))?;
+            emit(&format!(
+                "fake agency receiving cases at {}\nsecret {}\nset FORFALL_AGENCY_MODE=push FORFALL_AGENCY_URL={} FORFALL_AGENCY_SECRET=<the secret> on the gateway; Ctrl-C stops\n",
+                agency.url(),
+                secret.to_string(),
+                agency.url()
+            ))?;
+            forfall::server::shutdown_signal().await;
             Ok(())
         }
     }
@@ -484,7 +543,10 @@ async fn serve(config: &Config) -> Result<(), Failure> {
     );
     let owner = forfall::server::instance_id();
     let ingest = cli_admin::ingest(config, store.clone());
+    let workers = cli_admin::workers(config, store.clone(), ingest.clone(), owner.clone())?;
     let background = forfall::server::Background {
+        workers: Some(workers),
+        agency_secret: config.agency.secret.clone(),
         ingest: Some(ingest),
         poll: config
             .poll_interval

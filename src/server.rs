@@ -42,6 +42,10 @@ pub struct Background {
     /// Ingest: webhooks are accepted and processed (and, with `poll`, connections are polled).
     pub ingest: Option<Arc<Ingest>>,
     pub poll: Option<PollSettings>,
+    /// The job workers and the day tick.
+    pub workers: Option<crate::jobs::workers::Workers>,
+    /// The agency's secret, which signs its events (`POST /pipeline/events`).
+    pub agency_secret: Option<forfall_connector::standard_webhooks::Secret>,
 }
 
 pub async fn serve(
@@ -56,6 +60,29 @@ pub async fn serve(
     let mut state = AppState::new(store.clone(), clock);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
+    state.agency_secret = background.agency_secret;
+    if let Some(act) = background.workers {
+        state.jobs_wake = act.runner.wake.clone();
+        // Days missed while the gateway was down are caught up before anything else runs.
+        match act.tick.run_due().await {
+            Ok(report) if !report.days.is_empty() => {
+                tracing::info!(
+                    days = report.days.len(),
+                    decisions = report.decisions,
+                    "caught up the day tick"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "the start-up day tick failed"),
+        }
+        workers.push(tokio::spawn(crate::jobs::day_tick::run_tick_loop(
+            act.tick.clone(),
+            act.tick_every,
+            stop_rx.clone(),
+            act.runner.wake.clone(),
+        )));
+        workers.push(tokio::spawn(act.runner.clone().run(stop_rx.clone())));
+    }
     if let Some(ingest) = background.ingest {
         state.metrics = ingest.metrics.clone();
         state.ingest = Some(ingest.clone());

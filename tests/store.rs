@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use forfall::domain::{
-    ConnectionId, ConnectionStatus, Country, CreditorId, Currency, CustomerFacts, CustomerKind,
-    EventSource, InvoiceFacts, JobState, Language, NewCreditor, NewDecision, NewJob,
-    SealedCredentials, Stage,
+    CaseState, ConnectionId, ConnectionStatus, Country, CreditorId, Currency, CustomerFacts,
+    CustomerKind, EventSource, InvoiceFacts, JobState, Language, Money, NewCase, NewCreditor,
+    NewDecision, NewJob, SealedCredentials, Stage,
 };
-use forfall::store::{JobOutcome, LifecycleUpdate, Store, StoreError, Written};
+use forfall::store::{AgencyEventSeen, JobOutcome, LifecycleUpdate, Store, StoreError, Written};
 use rust_decimal::Decimal;
 
 on_both_backends!(
@@ -39,6 +39,13 @@ on_both_backends!(
     customers_upsert_idempotently_and_invoices_find_a_customer_that_arrives_later,
     opting_out_an_invoice_writes_one_event_per_change,
     a_connection_of_an_unknown_creditor_is_refused_and_its_status_can_be_set,
+    a_chained_job_waits_until_every_earlier_job_of_its_chain_has_succeeded,
+    every_attempt_is_kept_and_a_deferral_gives_its_attempt_back,
+    a_dead_letter_retried_by_hand_runs_again_with_fresh_attempts,
+    a_case_is_opened_once_per_transfer_key_and_counts_its_generation,
+    a_pulled_message_is_offered_until_acknowledged_and_a_second_ack_is_harmless,
+    one_digest_per_creditor_kind_and_day_is_recorded_with_the_jobs_it_covered,
+    an_agency_event_applied_twice_writes_nothing_the_second_time,
 );
 
 fn day(s: &str) -> NaiveDate {
@@ -66,6 +73,7 @@ async fn creditor(store: &Arc<dyn Store>, name: &str) -> (CreditorId, Connection
                 country: Country::Norway,
                 time_zone: None,
                 language: Language::Nb,
+                email: None,
                 policy: serde_json::json!({ "notice_days": 5 }),
             },
             now(),
@@ -112,6 +120,7 @@ fn update(stage: Stage, next: Option<&str>, jobs: Vec<NewJob>) -> LifecycleUpdat
             outcome: serde_json::json!({ "action": "notice_sent" }),
         }],
         jobs,
+        agency_event: None,
     }
 }
 
@@ -124,6 +133,7 @@ fn job(key: &str) -> NewJob {
         idempotency_key: key.into(),
         payload: serde_json::json!({ "key": key }),
         run_after: now(),
+        chain: None,
     }
 }
 
@@ -956,4 +966,355 @@ async fn a_connection_of_an_unknown_creditor_is_refused_and_its_status_can_be_se
     assert_eq!(connection.status, ConnectionStatus::Failing);
     assert_eq!(connection.last_error.as_deref(), Some("503 from Tripletex"));
     assert_eq!(connection.credentials, SealedCredentials(vec![1, 2, 3]));
+}
+
+fn chained(key: &str, chain: &str) -> NewJob {
+    NewJob {
+        chain: Some(chain.into()),
+        ..job(key)
+    }
+}
+
+async fn a_chained_job_waits_until_every_earlier_job_of_its_chain_has_succeeded(
+    store: Arc<dyn Store>,
+) {
+    let (cred, _) = creditor(&store, "A").await;
+    let jobs = [
+        (cred.clone(), chained("transfer", "case-1")),
+        (cred.clone(), chained("withdraw", "case-1")),
+        (cred.clone(), job("independent")),
+    ];
+    store.enqueue_jobs(&jobs, now()).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let claimed = store
+        .claim_jobs("w", KINDS, now(), lease, 10)
+        .await
+        .unwrap();
+    let keys: HashSet<_> = claimed.iter().map(|j| j.idempotency_key.as_str()).collect();
+    assert_eq!(keys, HashSet::from(["transfer", "independent"]));
+    let transfer = claimed
+        .iter()
+        .find(|j| j.idempotency_key == "transfer")
+        .unwrap();
+    // Failing keeps the chain blocked; a dead letter too.
+    let retry = JobOutcome::Retry {
+        run_after: now(),
+        error: "503".into(),
+    };
+    store
+        .finish_job(&transfer.id, "w", &retry, now())
+        .await
+        .unwrap();
+    let again = store
+        .claim_jobs("w", KINDS, now(), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        again
+            .iter()
+            .map(|j| j.idempotency_key.as_str())
+            .collect::<Vec<_>>(),
+        vec!["transfer"],
+        "the withdraw waits behind its transfer"
+    );
+    store
+        .finish_job(&again[0].id, "w", &JobOutcome::Succeeded, now())
+        .await
+        .unwrap();
+    let next = store
+        .claim_jobs("w", KINDS, now(), lease, 10)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].idempotency_key, "withdraw");
+    assert_eq!(next[0].chain.as_deref(), Some("case-1"));
+}
+
+async fn every_attempt_is_kept_and_a_deferral_gives_its_attempt_back(store: Arc<dyn Store>) {
+    let (cred, _) = creditor(&store, "A").await;
+    store.enqueue_job(&cred, &job("k"), now()).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let first = store
+        .claim_jobs("w", KINDS, now(), lease, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(first.attempts, 1);
+    store
+        .finish_jobs(
+            "w",
+            &[(
+                first.id.clone(),
+                JobOutcome::Defer {
+                    run_after: now(),
+                    reason: "tomorrow".into(),
+                },
+            )],
+            now(),
+        )
+        .await
+        .unwrap();
+    let second = store
+        .claim_jobs("w", KINDS, now(), lease, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(second.attempts, 1, "a deferral is not an attempt");
+    store
+        .save_checkpoint(&second.id, "w", &serde_json::json!({ "seen": "1250.00" }))
+        .await
+        .unwrap();
+    store
+        .finish_job(
+            &second.id,
+            "w",
+            &JobOutcome::Dead {
+                error: "422".into(),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let attempts = store.job_attempts(&first.id).await.unwrap();
+    let outcomes: Vec<_> = attempts.iter().map(|a| a.outcome.as_str()).collect();
+    assert_eq!(outcomes, vec!["deferred", "dead"]);
+    assert_eq!(attempts[1].error.as_deref(), Some("422"));
+    let job = store.job(&first.id).await.unwrap().unwrap();
+    assert_eq!(job.state, JobState::Dead);
+    assert_eq!(
+        job.checkpoint,
+        Some(serde_json::json!({ "seen": "1250.00" }))
+    );
+}
+
+async fn a_dead_letter_retried_by_hand_runs_again_with_fresh_attempts(store: Arc<dyn Store>) {
+    let (cred, _) = creditor(&store, "A").await;
+    store.enqueue_job(&cred, &job("k"), now()).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let claimed = store
+        .claim_jobs("w", KINDS, now(), lease, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    let dead = JobOutcome::Dead {
+        error: "gave up".into(),
+    };
+    store
+        .finish_job(&claimed.id, "w", &dead, now())
+        .await
+        .unwrap();
+    let dead_letters = store.list_jobs(Some(JobState::Dead), 10).await.unwrap();
+    assert_eq!(dead_letters.len(), 1);
+    assert!(
+        store
+            .claim_jobs("w", KINDS, now(), lease, 1)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(store.retry_job(&claimed.id, now()).await.unwrap());
+    let again = store.claim_jobs("w", KINDS, now(), lease, 1).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert!(
+        !store.retry_job(&claimed.id, now()).await.unwrap(),
+        "a running job is not retried"
+    );
+}
+
+async fn a_case_is_opened_once_per_transfer_key_and_counts_its_generation(store: Arc<dyn Store>) {
+    let (cred, conn) = creditor(&store, "A").await;
+    let invoice = store
+        .upsert_invoice(
+            &cred,
+            &conn,
+            &invoice("C1", "1250.00"),
+            EventSource::Poll,
+            now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    let new = |key: &str| NewCase {
+        invoice_id: invoice.clone(),
+        transfer_key: key.into(),
+        amount: Money::new(nok("1250.00"), Currency::NOK).unwrap(),
+        transfer_on: day("2026-11-28"),
+        free_withdrawal_until: day("2026-12-08"),
+        first_reminder_on: day("2026-12-03"),
+    };
+    let first = store
+        .open_case(&cred, &new("transfer:1"), now())
+        .await
+        .unwrap();
+    let again = store
+        .open_case(&cred, &new("transfer:1"), now())
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    assert_eq!(first.generation, 1);
+    assert_eq!(first.state, CaseState::Open);
+    store
+        .set_case_state(&cred, &first.id, CaseState::Withdrawn)
+        .await
+        .unwrap();
+    let second = store
+        .open_case(&cred, &new("transfer:2"), now())
+        .await
+        .unwrap();
+    assert_eq!(second.generation, 2);
+    assert_eq!(
+        store.latest_case(&cred, &invoice).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(store.find_case(&second.id).await.unwrap(), Some(second));
+}
+
+async fn a_pulled_message_is_offered_until_acknowledged_and_a_second_ack_is_harmless(
+    store: Arc<dyn Store>,
+) {
+    let (cred, conn) = creditor(&store, "A").await;
+    let invoice = store
+        .upsert_invoice(
+            &cred,
+            &conn,
+            &invoice("P1", "1250.00"),
+            EventSource::Poll,
+            now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    let case = store
+        .open_case(
+            &cred,
+            &NewCase {
+                invoice_id: invoice,
+                transfer_key: "transfer:p".into(),
+                amount: Money::new(nok("1250.00"), Currency::NOK).unwrap(),
+                transfer_on: day("2026-11-28"),
+                free_withdrawal_until: day("2026-12-08"),
+                first_reminder_on: day("2026-12-03"),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let body = serde_json::json!({ "type": "case.transfer" });
+    for id in ["m1", "m2", "m1"] {
+        store
+            .record_pipeline_message(&cred, &case.id, id, "case.transfer", &body, false, now())
+            .await
+            .unwrap();
+    }
+    let waiting = store.unacknowledged_messages(0, 10).await.unwrap();
+    assert_eq!(
+        waiting.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        vec!["m1", "m2"]
+    );
+    assert_eq!(
+        store.acknowledge_message("m1", now()).await.unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store.acknowledge_message("m1", now()).await.unwrap(),
+        Some(false)
+    );
+    assert_eq!(
+        store.acknowledge_message("nope", now()).await.unwrap(),
+        None
+    );
+    let waiting = store.unacknowledged_messages(0, 10).await.unwrap();
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].id, "m2");
+    assert_eq!(store.pipeline_messages(&cred).await.unwrap().len(), 2);
+}
+
+async fn one_digest_per_creditor_kind_and_day_is_recorded_with_the_jobs_it_covered(
+    store: Arc<dyn Store>,
+) {
+    let (cred, _) = creditor(&store, "A").await;
+    store.enqueue_job(&cred, &job("mail"), now()).await.unwrap();
+    let lease = Duration::from_secs(60);
+    let claimed = store.claim_jobs("w", KINDS, now(), lease, 1).await.unwrap();
+    let ids: Vec<_> = claimed.iter().map(|j| j.id.clone()).collect();
+    let today = day("2026-11-23");
+    assert!(
+        !store
+            .notification_sent(&cred, "warning", today)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .record_notification("w", &ids, &cred, "warning", today, "warning.x", 1, now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .notification_sent(&cred, "warning", today)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.job(&ids[0]).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    assert!(
+        !store
+            .record_notification("w", &[], &cred, "warning", today, "warning.x", 1, now())
+            .await
+            .unwrap(),
+        "a second digest of the day is refused"
+    );
+}
+
+async fn an_agency_event_applied_twice_writes_nothing_the_second_time(store: Arc<dyn Store>) {
+    let (cred, conn) = creditor(&store, "A").await;
+    let id = store
+        .upsert_invoice(
+            &cred,
+            &conn,
+            &invoice("E1", "1250.00"),
+            EventSource::Poll,
+            now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    let with_event = |jobs| LifecycleUpdate {
+        agency_event: Some(AgencyEventSeen {
+            id: "evt_1".into(),
+            case_id: "case_1".into(),
+            kind: "payment.received".into(),
+        }),
+        ..update(Stage::Closed, None, jobs)
+    };
+    let version = store.invoice(&cred, &id).await.unwrap().unwrap().version;
+    store
+        .save_lifecycle(&cred, &id, version, &with_event(vec![job("pay-1")]), now())
+        .await
+        .unwrap();
+    let version = store.invoice(&cred, &id).await.unwrap().unwrap().version;
+    let replay = store
+        .save_lifecycle(&cred, &id, version, &with_event(vec![job("pay-2")]), now())
+        .await;
+    assert!(
+        matches!(replay, Err(StoreError::AlreadyApplied(_))),
+        "{replay:?}"
+    );
+    let keys: Vec<_> = store
+        .jobs(&cred)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.idempotency_key)
+        .collect();
+    assert_eq!(keys, vec!["pay-1"]);
+    assert_eq!(
+        store.invoice(&cred, &id).await.unwrap().unwrap().version,
+        version,
+        "the replay changed nothing"
+    );
 }

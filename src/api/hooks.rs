@@ -143,6 +143,7 @@ pub async fn receive(
         idempotency_key: format!("webhook:{id}:{delivery_id}"),
         payload: serde_json::json!({ "connection": id.as_str(), "body": text }),
         run_after: now,
+        chain: None,
     };
     match ingest.store_delivery(&connection.creditor_id, job).await {
         Ok(true) => {

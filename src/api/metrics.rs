@@ -26,11 +26,22 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Adds one to a named counter with one label value, e.g.
+    /// Adds one to a named counter with one `reason` label, e.g.
     /// `("forfall_webhooks_rejected_total", "bad_signature")`.
     pub fn count(&self, name: &'static str, label: &str) {
+        self.count_labelled(name, &[("reason", label)]);
+    }
+
+    /// Adds one to a named counter with several labels, e.g.
+    /// `("forfall_jobs_total", [("kind", "pipeline"), ("outcome", "dead")])`.
+    pub fn count_labelled(&self, name: &'static str, labels: &[(&str, &str)]) {
+        let rendered = labels
+            .iter()
+            .map(|(key, value)| format!("{key}=\"{}\"", escape(value)))
+            .collect::<Vec<_>>()
+            .join(",");
         let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        *counters.entry((name, label.to_owned())).or_default() += 1;
+        *counters.entry((name, rendered)).or_default() += 1;
     }
 
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
@@ -77,12 +88,12 @@ impl Metrics {
         drop(requests);
         let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = "";
-        for ((name, label), count) in counters.iter() {
+        for ((name, labels), count) in counters.iter() {
             if *name != last {
                 let _ = writeln!(out, "# TYPE {name} counter");
                 last = name;
             }
-            let _ = writeln!(out, "{name}{{reason=\"{}\"}} {count}", escape(label));
+            let _ = writeln!(out, "{name}{{{labels}}} {count}");
         }
         out
     }

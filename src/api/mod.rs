@@ -1,5 +1,6 @@
 //! The HTTP surface: health, metrics (and, as the API grows, the partner API and webhooks).
 
+pub mod agency_events;
 mod health;
 pub mod hooks;
 pub mod metrics;
@@ -27,6 +28,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Ingest from the platforms (webhooks); `None` where the gateway does not ingest.
     pub ingest: Option<Arc<crate::sync::Ingest>>,
+    /// The collection agency's secret, which signs its events; `None`: no agency configured.
+    pub agency_secret: Option<forfall_connector::standard_webhooks::Secret>,
+    /// Wakes the job workers when a request causes work.
+    pub jobs_wake: Arc<tokio::sync::Notify>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -37,6 +42,8 @@ impl AppState {
             clock,
             metrics: Arc::new(Metrics::default()),
             ingest: None,
+            agency_secret: None,
+            jobs_wake: Arc::new(tokio::sync::Notify::new()),
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -63,6 +70,7 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/metrics", get(metrics::metrics)),
         ("/openapi.yaml", get(openapi)),
         ("/hooks/{connection}", post(hooks::receive)),
+        ("/pipeline/events", post(agency_events::receive)),
     ]
 }
 

@@ -114,6 +114,10 @@ pub struct Creditor {
     pub language: Language,
     /// The creditor's collection policy as given (validated by the lifecycle rules).
     pub policy: serde_json::Value,
+    /// Where the creditor's e-mails (warnings, transfer notices, alerts) go; none: no e-mail.
+    pub email: Option<String>,
+    /// The last civil day the day tick has run for this creditor.
+    pub ticked_through: Option<chrono::NaiveDate>,
 }
 
 /// What is needed to register a creditor.
@@ -125,6 +129,7 @@ pub struct NewCreditor {
     pub time_zone: Option<Tz>,
     pub language: Language,
     pub policy: serde_json::Value,
+    pub email: Option<String>,
 }
 
 pub(crate) mod tz_name {

@@ -55,6 +55,23 @@ pub struct Job {
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Jobs of one chain run one at a time, in the order they were enqueued (every message about
+    /// one invoice's case, say); `None`: independent.
+    pub chain: Option<String>,
+    /// What a handler saved between attempts (e.g. what the platform showed before a write).
+    pub checkpoint: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One attempt at a job, for its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobAttempt {
+    pub attempt: i32,
+    pub finished_at: DateTime<Utc>,
+    /// `succeeded`, `retry` or `dead`.
+    pub outcome: String,
+    pub error: Option<String>,
 }
 
 /// A job about to be enqueued.
@@ -64,4 +81,29 @@ pub struct NewJob {
     pub idempotency_key: String,
     pub payload: serde_json::Value,
     pub run_after: DateTime<Utc>,
+    /// See [`Job::chain`].
+    pub chain: Option<String>,
+}
+
+impl NewJob {
+    pub fn new(
+        kind: impl Into<String>,
+        idempotency_key: impl Into<String>,
+        payload: serde_json::Value,
+        run_after: DateTime<Utc>,
+    ) -> NewJob {
+        NewJob {
+            kind: kind.into(),
+            idempotency_key: idempotency_key.into(),
+            payload,
+            run_after,
+            chain: None,
+        }
+    }
+
+    /// Runs after every job enqueued before it in `chain` has succeeded.
+    pub fn in_chain(mut self, chain: impl Into<String>) -> NewJob {
+        self.chain = Some(chain.into());
+        self
+    }
 }

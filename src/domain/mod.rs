@@ -11,12 +11,12 @@ mod job;
 mod log;
 mod money;
 
-pub use case::{Case, CaseState};
+pub use case::{Case, CaseState, NewCase, PipelineMessage};
 pub use connection::{Connection, ConnectionStatus, SealedCredentials, SyncState};
 pub use creditor::{Country, Creditor, Language, NewCreditor, UnknownCountry};
 pub use customer::{Customer, CustomerFacts, CustomerKind, NationalId, PostalAddress};
 pub use ids::{CaseId, ConnectionId, CreditorId, CustomerId, InvoiceId, JobId};
 pub use invoice::{Dispute, Invoice, InvoiceFacts, Stage};
-pub use job::{Job, JobState, NewJob};
+pub use job::{Job, JobAttempt, JobState, NewJob};
 pub use log::{Decision, EventSource, InvoiceEvent, NewDecision};
 pub use money::{Currency, Money, MoneyError};

@@ -22,6 +22,8 @@ pub enum Reason {
     Paid,
     Credited,
     DueDateChanged,
+    /// The agency closed the case without collecting the rest (only ever a case's close reason).
+    WrittenOff,
 }
 
 impl Reason {
@@ -36,6 +38,7 @@ impl Reason {
             Reason::Paid => "paid",
             Reason::Credited => "credited",
             Reason::DueDateChanged => "due_date_changed",
+            Reason::WrittenOff => "written_off",
         }
     }
 

@@ -17,9 +17,10 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 
 use crate::domain::{
-    Connection, ConnectionId, ConnectionStatus, Creditor, CreditorId, Customer, CustomerFacts,
-    CustomerId, Decision, EventSource, Invoice, InvoiceEvent, InvoiceFacts, InvoiceId, Job, JobId,
-    MoneyError, NewCreditor, NewDecision, NewJob, SealedCredentials, Stage,
+    Case, CaseId, CaseState, Connection, ConnectionId, ConnectionStatus, Creditor, CreditorId,
+    Customer, CustomerFacts, CustomerId, Decision, EventSource, Invoice, InvoiceEvent,
+    InvoiceFacts, InvoiceId, Job, JobAttempt, JobId, JobState, MoneyError, NewCase, NewCreditor,
+    NewDecision, NewJob, PipelineMessage, SealedCredentials, Stage,
 };
 
 pub use postgres::PostgresStore;
@@ -46,6 +47,9 @@ pub enum StoreError {
     Conflict { what: &'static str, id: String },
     #[error("{what} `{id}` does not exist for this creditor")]
     NotFound { what: &'static str, id: String },
+    /// The agency event was applied before (a replayed delivery): nothing was written.
+    #[error("agency event `{0}` was already applied")]
+    AlreadyApplied(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
@@ -114,6 +118,17 @@ pub struct LifecycleUpdate {
     pub lifecycle: serde_json::Value,
     pub decisions: Vec<NewDecision>,
     pub jobs: Vec<NewJob>,
+    /// The agency event this update applies: remembered in the same transaction, so a replay of
+    /// it is refused with [`StoreError::AlreadyApplied`] and writes nothing.
+    pub agency_event: Option<AgencyEventSeen>,
+}
+
+/// An agency event's id (its `webhook-id`), remembered once applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgencyEventSeen {
+    pub id: String,
+    pub case_id: CaseId,
+    pub kind: String,
 }
 
 /// What the lifecycle engine makes of an ingested invoice, called inside the ingest transaction:
@@ -181,6 +196,12 @@ pub enum JobOutcome {
     /// Give up: a dead letter, visible until retried by hand.
     Dead {
         error: String,
+    },
+    /// Not an attempt: the job waits until `run_after` (its attempt is given back), e.g. a digest
+    /// already sent today waits for tomorrow's.
+    Defer {
+        run_after: DateTime<Utc>,
+        reason: String,
     },
 }
 
@@ -349,6 +370,120 @@ pub trait Store: Send + Sync {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+
+    // The job runner: many outcomes in one transaction, checkpoints, the operator's view.
+    /// Records several claimed jobs' outcomes (and one attempt each) in one transaction; for
+    /// each, whether `owner` still held it.
+    async fn finish_jobs(
+        &self,
+        owner: &str,
+        outcomes: &[(JobId, JobOutcome)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError>;
+    /// Saves what a handler needs to know on the next attempt; `false` when `owner` lost the job.
+    async fn save_checkpoint(
+        &self,
+        job: &JobId,
+        owner: &str,
+        checkpoint: &serde_json::Value,
+    ) -> Result<bool, StoreError>;
+    /// A job by id, whatever its creditor (the operator's `forfall jobs show`).
+    async fn job(&self, id: &JobId) -> Result<Option<Job>, StoreError>;
+    async fn job_attempts(&self, id: &JobId) -> Result<Vec<JobAttempt>, StoreError>;
+    /// Jobs of every creditor, newest first, optionally only in one state.
+    async fn list_jobs(&self, state: Option<JobState>, limit: u32) -> Result<Vec<Job>, StoreError>;
+    /// Puts a dead (or pending) job back in the queue now, with a fresh count of attempts
+    /// (its history stays). `false` when there is no such job or it is running or done.
+    async fn retry_job(&self, id: &JobId, now: DateTime<Utc>) -> Result<bool, StoreError>;
+
+    // The day tick.
+    /// Records that the day tick has run through `day` for the creditor.
+    async fn set_ticked_through(
+        &self,
+        creditor: &CreditorId,
+        day: NaiveDate,
+    ) -> Result<(), StoreError>;
+
+    // Collection cases and the messages about them.
+    /// Opens the case for a transfer, once per `transfer_key` (a repeat returns the same case).
+    async fn open_case(
+        &self,
+        creditor: &CreditorId,
+        new: &NewCase,
+        now: DateTime<Utc>,
+    ) -> Result<Case, StoreError>;
+    /// The invoice's most recent case.
+    async fn latest_case(
+        &self,
+        creditor: &CreditorId,
+        invoice: &InvoiceId,
+    ) -> Result<Option<Case>, StoreError>;
+    /// A case by id alone: the agency names only the case.
+    async fn find_case(&self, id: &CaseId) -> Result<Option<Case>, StoreError>;
+    async fn set_case_state(
+        &self,
+        creditor: &CreditorId,
+        case: &CaseId,
+        state: CaseState,
+    ) -> Result<(), StoreError>;
+    async fn confirm_withdrawal(
+        &self,
+        creditor: &CreditorId,
+        case: &CaseId,
+    ) -> Result<(), StoreError>;
+    /// Keeps a message for the agency (once per id); `delivered` when it was just pushed.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_pipeline_message(
+        &self,
+        creditor: &CreditorId,
+        case: &CaseId,
+        id: &str,
+        kind: &str,
+        body: &serde_json::Value,
+        delivered: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// The messages not yet acknowledged, after `after_seq`, oldest first (the pull queue).
+    async fn unacknowledged_messages(
+        &self,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<PipelineMessage>, StoreError>;
+    /// Every message of one creditor's cases, oldest first.
+    async fn pipeline_messages(
+        &self,
+        creditor: &CreditorId,
+    ) -> Result<Vec<PipelineMessage>, StoreError>;
+    /// The agency acknowledges a pulled message: `None` when there is no such message, else
+    /// whether this was the first acknowledgement (a repeat is harmless).
+    async fn acknowledge_message(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<bool>, StoreError>;
+
+    // Digest e-mails.
+    /// Whether the creditor's digest of `kind` for `day` was sent.
+    async fn notification_sent(
+        &self,
+        creditor: &CreditorId,
+        kind: &str,
+        day: NaiveDate,
+    ) -> Result<bool, StoreError>;
+    /// Records the digest sent and finishes the jobs it covered (held by `owner`), in one
+    /// transaction; `false` (nothing written) when one was already recorded for that day.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_notification(
+        &self,
+        owner: &str,
+        jobs: &[JobId],
+        creditor: &CreditorId,
+        kind: &str,
+        day: NaiveDate,
+        message_id: &str,
+        items: usize,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
 
     // Ingest.
     /// A connection by id alone: for the platform's webhooks and the command line, where the id is

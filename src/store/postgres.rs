@@ -29,6 +29,7 @@ impl Dialect for PostgresStore {
     const LOCK_FOR_UPDATE: &'static str = " FOR UPDATE";
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
     const EXPLAIN: (&'static str, &'static str) = ("EXPLAIN", "QUERY PLAN");
+    const JOB_SEQ: &'static str = "seq";
 }
 
 impl PostgresStore {

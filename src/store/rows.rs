@@ -6,13 +6,13 @@ use sqlx::types::Json;
 
 use super::StoreError;
 use crate::domain::{
-    Connection, ConnectionStatus, Creditor, Currency, Decision, Dispute, EventSource, Invoice,
-    InvoiceEvent, InvoiceFacts, Job, JobState, Language, Money, SealedCredentials, Stage,
-    SyncState,
+    Case, CaseState, Connection, ConnectionStatus, Creditor, Currency, Decision, Dispute,
+    EventSource, Invoice, InvoiceEvent, InvoiceFacts, Job, JobAttempt, JobState, Language, Money,
+    PipelineMessage, SealedCredentials, Stage, SyncState,
 };
 
 pub(super) const CREDITOR_COLUMNS: &str =
-    "id, name, organisation_number, country, time_zone, language, policy";
+    "id, name, organisation_number, country, time_zone, language, policy, email, ticked_through";
 
 pub(super) const INVOICE_COLUMNS: &str = "id, connection_id, customer_id, platform_id, number, \
      customer_platform_id, issued, due, currency, amount_minor, outstanding_minor, \
@@ -43,6 +43,8 @@ pub(super) struct CreditorRow {
     time_zone: String,
     language: String,
     policy: Json<serde_json::Value>,
+    email: Option<String>,
+    ticked_through: Option<NaiveDate>,
 }
 
 impl TryFrom<CreditorRow> for Creditor {
@@ -63,6 +65,8 @@ impl TryFrom<CreditorRow> for Creditor {
             language: Language::parse(&r.language)
                 .ok_or_else(|| corrupt("language", &r.language))?,
             policy: r.policy.0,
+            email: r.email,
+            ticked_through: r.ticked_through,
         })
     }
 }
@@ -264,6 +268,10 @@ pub(super) struct JobRow {
     lease_owner: Option<String>,
     lease_until: Option<i64>,
     last_error: Option<String>,
+    chain: Option<String>,
+    checkpoint: Option<Json<serde_json::Value>>,
+    created_at: i64,
+    updated_at: i64,
 }
 
 impl JobRow {
@@ -292,6 +300,102 @@ impl TryFrom<JobRow> for Job {
             lease_owner: r.lease_owner,
             lease_until: r.lease_until.map(instant).transpose()?,
             last_error: r.last_error,
+            chain: r.chain,
+            checkpoint: r.checkpoint.map(|c| c.0),
+            created_at: instant(r.created_at)?,
+            updated_at: instant(r.updated_at)?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AttemptRow {
+    attempt: i32,
+    finished_at: i64,
+    outcome: String,
+    error: Option<String>,
+}
+
+impl TryFrom<AttemptRow> for JobAttempt {
+    type Error = StoreError;
+    fn try_from(r: AttemptRow) -> Result<Self, StoreError> {
+        Ok(JobAttempt {
+            attempt: r.attempt,
+            finished_at: instant(r.finished_at)?,
+            outcome: r.outcome,
+            error: r.error,
+        })
+    }
+}
+
+pub(super) const CASE_COLUMNS: &str = "id, creditor_id, invoice_id, generation, state, currency, \
+     amount_minor, transfer_on, free_withdrawal_until, first_reminder_on, opened_at, \
+     withdrawal_confirmed";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct CaseRow {
+    id: String,
+    creditor_id: String,
+    invoice_id: String,
+    generation: i32,
+    state: String,
+    currency: String,
+    amount_minor: i64,
+    transfer_on: NaiveDate,
+    free_withdrawal_until: NaiveDate,
+    first_reminder_on: NaiveDate,
+    opened_at: i64,
+    withdrawal_confirmed: bool,
+}
+
+impl TryFrom<CaseRow> for Case {
+    type Error = StoreError;
+    fn try_from(r: CaseRow) -> Result<Self, StoreError> {
+        Ok(Case {
+            id: r.id.as_str().into(),
+            creditor_id: r.creditor_id.as_str().into(),
+            invoice_id: r.invoice_id.as_str().into(),
+            generation: r.generation,
+            state: CaseState::parse(&r.state).ok_or_else(|| corrupt("case state", &r.state))?,
+            amount: Money::from_minor_units(r.amount_minor, currency(&r.currency)?),
+            transfer_on: r.transfer_on,
+            free_withdrawal_until: r.free_withdrawal_until,
+            first_reminder_on: r.first_reminder_on,
+            opened_at: instant(r.opened_at)?,
+            withdrawal_confirmed: r.withdrawal_confirmed,
+        })
+    }
+}
+
+pub(super) const MESSAGE_COLUMNS: &str =
+    "seq, id, creditor_id, case_id, kind, body, created_at, delivered_at, acknowledged_at";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct MessageRow {
+    seq: i64,
+    id: String,
+    creditor_id: String,
+    case_id: String,
+    kind: String,
+    body: Json<serde_json::Value>,
+    created_at: i64,
+    delivered_at: Option<i64>,
+    acknowledged_at: Option<i64>,
+}
+
+impl TryFrom<MessageRow> for PipelineMessage {
+    type Error = StoreError;
+    fn try_from(r: MessageRow) -> Result<Self, StoreError> {
+        Ok(PipelineMessage {
+            seq: r.seq,
+            id: r.id,
+            creditor_id: r.creditor_id.as_str().into(),
+            case_id: r.case_id.as_str().into(),
+            kind: r.kind,
+            body: r.body.0,
+            created_at: instant(r.created_at)?,
+            delivered_at: r.delivered_at.map(instant).transpose()?,
+            acknowledged_at: r.acknowledged_at.map(instant).transpose()?,
         })
     }
 }

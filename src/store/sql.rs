@@ -13,6 +13,8 @@ pub(super) trait Dialect {
     const SKIP_LOCKED: &'static str;
     /// Asks for a query plan, one row of text per plan line: the column holding the text.
     const EXPLAIN: (&'static str, &'static str);
+    /// The jobs column that orders a chain (enqueue order).
+    const JOB_SEQ: &'static str;
     /// `column` is one of the strings of the JSON array bound at `param` (a predicate that uses
     /// the column's index).
     fn in_json_list(column: &str, param: &str) -> String;
@@ -37,6 +39,7 @@ macro_rules! impl_store {
             use sqlx::types::Json;
 
             use $crate::domain::{
+                Case, CaseId, CaseState, JobAttempt, JobState, NewCase, PipelineMessage,
                 Connection, ConnectionId, ConnectionStatus, Creditor, CreditorId, Customer, CustomerFacts,
                 CustomerId, Decision, EventSource, Invoice, InvoiceEvent, InvoiceFacts, InvoiceId, Job,
                 JobId, NewCreditor, NewDecision, NewJob, SealedCredentials, Stage,
@@ -44,6 +47,7 @@ macro_rules! impl_store {
             use $crate::store::rows::{
                 self, CREDITOR_COLUMNS, CUSTOMER_COLUMNS, ConnectionRow, CreditorRow, CustomerRow,
                 DecisionRow, EventRow, INVOICE_COLUMNS, InvoiceRow, JobRow, StoredFacts,
+                AttemptRow, CASE_COLUMNS, CaseRow, MESSAGE_COLUMNS, MessageRow,
             };
             use $crate::store::sql::Dialect;
             use $crate::store::{
@@ -56,7 +60,8 @@ macro_rules! impl_store {
             const ROWS_PER_STATEMENT: usize = 400;
 
             const JOB_COLUMNS: &str = "id, creditor_id, kind, idempotency_key, payload, state, \
-                         attempts, run_after, lease_owner, lease_until, last_error";
+                         attempts, run_after, lease_owner, lease_until, last_error, chain, \
+                         checkpoint, created_at, updated_at";
             const CONNECTION_COLUMNS: &str = "id, creditor_id, platform, credentials, \
                          sync_cursor, status, last_error, last_synced_at, sync_pass, sync_in_pass, \
                          sync_full, last_full_sync_at";
@@ -112,11 +117,13 @@ macro_rules! impl_store {
                             .unwrap_or_else(|| new.country.default_time_zone()),
                         language: new.language,
                         policy: new.policy.clone(),
+                        email: new.email.clone(),
+                        ticked_through: None,
                     };
                     sqlx::query(
                         "INSERT INTO creditors (id, name, organisation_number, country, \
-                                 time_zone, language, policy, created_at) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                                 time_zone, language, policy, created_at, email) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                     )
                     .bind(creditor.id.as_str())
                     .bind(&creditor.name)
@@ -126,6 +133,7 @@ macro_rules! impl_store {
                     .bind(creditor.language.as_str())
                     .bind(Json(&creditor.policy))
                     .bind(millis(now))
+                    .bind(creditor.email.as_deref())
                     .execute(&self.pool)
                     .await?;
                     Ok(creditor)
@@ -455,14 +463,18 @@ macro_rules! impl_store {
                     let mut rows: Vec<JobRow> = sqlx::query_as(&format!(
                         "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, \
                                  attempts = attempts + 1, updated_at = $3 \
-                                 WHERE id IN (SELECT id FROM jobs \
-                                   WHERE ((state = 'pending' AND run_after <= $3) \
-                                      OR (state = 'running' AND lease_until <= $3)) \
+                                 WHERE id IN (SELECT j.id FROM jobs j \
+                                   WHERE ((j.state = 'pending' AND j.run_after <= $3) \
+                                      OR (j.state = 'running' AND j.lease_until <= $3)) \
                                    AND {} \
-                                   ORDER BY run_after, id LIMIT $4{}) \
+                                   AND (j.chain IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e \
+                                      WHERE e.chain = j.chain AND e.{seq} < j.{seq} \
+                                      AND e.state <> 'succeeded')) \
+                                   ORDER BY j.run_after, j.id LIMIT $4{}) \
                                  RETURNING {JOB_COLUMNS}",
-                        Self::in_json_list("kind", "$5"),
-                        Self::SKIP_LOCKED
+                        Self::in_json_list("j.kind", "$5"),
+                        Self::SKIP_LOCKED,
+                        seq = Self::JOB_SEQ,
                     ))
                     .bind(owner)
                     .bind(millis(until))
@@ -483,27 +495,10 @@ macro_rules! impl_store {
                     outcome: &JobOutcome,
                     now: DateTime<Utc>,
                 ) -> Result<bool, StoreError> {
-                    let (state, run_after, error) = match outcome {
-                        JobOutcome::Succeeded => ("succeeded", None, None),
-                        JobOutcome::Retry { run_after, error } => {
-                            ("pending", Some(millis(*run_after)), Some(error.as_str()))
-                        }
-                        JobOutcome::Dead { error } => ("dead", None, Some(error.as_str())),
-                    };
-                    let updated = sqlx::query(
-                        "UPDATE jobs SET state = $3, run_after = COALESCE($4, run_after), \
-                                 last_error = $5, lease_owner = NULL, lease_until = NULL, updated_at = $6 \
-                                 WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
-                    )
-                    .bind(job.as_str())
-                    .bind(owner)
-                    .bind(state)
-                    .bind(run_after)
-                    .bind(error)
-                    .bind(millis(now))
-                    .execute(&self.pool)
-                    .await?;
-                    Ok(updated.rows_affected() == 1)
+                    let done = self
+                        .finish_jobs(owner, &[(job.clone(), outcome.clone())], now)
+                        .await?;
+                    Ok(done.first().copied().unwrap_or(false))
                 }
 
                 async fn jobs(&self, creditor: &CreditorId) -> Result<Vec<Job>, StoreError> {
@@ -570,6 +565,355 @@ macro_rules! impl_store {
                     .execute(&self.pool)
                     .await?;
                     Ok(())
+                }
+
+                async fn finish_jobs(
+                    &self,
+                    owner: &str,
+                    outcomes: &[(JobId, JobOutcome)],
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<bool>, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let mut held = Vec::with_capacity(outcomes.len());
+                    for (job, outcome) in outcomes {
+                        held.push(finish_in_tx(&mut tx, job, owner, outcome, now).await?);
+                    }
+                    tx.commit().await?;
+                    Ok(held)
+                }
+
+                async fn save_checkpoint(
+                    &self,
+                    job: &JobId,
+                    owner: &str,
+                    checkpoint: &serde_json::Value,
+                ) -> Result<bool, StoreError> {
+                    let updated = sqlx::query(
+                        "UPDATE jobs SET checkpoint = $3 \
+                                 WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                    )
+                    .bind(job.as_str())
+                    .bind(owner)
+                    .bind(Json(checkpoint))
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(updated.rows_affected() == 1)
+                }
+
+                async fn job(&self, id: &JobId) -> Result<Option<Job>, StoreError> {
+                    let row: Option<JobRow> =
+                        sqlx::query_as(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+                            .bind(id.as_str())
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    row.map(Job::try_from).transpose()
+                }
+
+                async fn job_attempts(&self, id: &JobId) -> Result<Vec<JobAttempt>, StoreError> {
+                    let rows: Vec<AttemptRow> = sqlx::query_as(
+                        "SELECT attempt, finished_at, outcome, error FROM job_attempts \
+                                 WHERE job_id = $1 ORDER BY attempt",
+                    )
+                    .bind(id.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn list_jobs(
+                    &self,
+                    state: Option<JobState>,
+                    limit: u32,
+                ) -> Result<Vec<Job>, StoreError> {
+                    let rows: Vec<JobRow> = sqlx::query_as(&format!(
+                        "SELECT {JOB_COLUMNS} FROM jobs WHERE ($1 IS NULL OR state = $1) \
+                                 ORDER BY updated_at DESC, id LIMIT $2"
+                    ))
+                    .bind(state.map(JobState::as_str))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn retry_job(&self, id: &JobId, now: DateTime<Utc>) -> Result<bool, StoreError> {
+                    let updated = sqlx::query(
+                        "UPDATE jobs SET state = 'pending', attempts = 0, run_after = $2, \
+                                 updated_at = $2, lease_owner = NULL, lease_until = NULL \
+                                 WHERE id = $1 AND state IN ('dead', 'pending')",
+                    )
+                    .bind(id.as_str())
+                    .bind(millis(now))
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(updated.rows_affected() == 1)
+                }
+
+                async fn set_ticked_through(
+                    &self,
+                    creditor: &CreditorId,
+                    day: NaiveDate,
+                ) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "UPDATE creditors SET ticked_through = $2 WHERE id = $1 \
+                                 AND (ticked_through IS NULL OR ticked_through < $2)",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(day)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn open_case(
+                    &self,
+                    creditor: &CreditorId,
+                    new: &NewCase,
+                    now: DateTime<Utc>,
+                ) -> Result<Case, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let existing: Option<CaseRow> = sqlx::query_as(&format!(
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE transfer_key = $1"
+                    ))
+                    .bind(&new.transfer_key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    if let Some(row) = existing {
+                        tx.rollback().await?;
+                        return Case::try_from(row);
+                    }
+                    let generation: i32 = sqlx::query_scalar(
+                        "SELECT CAST(COUNT(*) + 1 AS INTEGER) FROM cases \
+                                 WHERE creditor_id = $1 AND invoice_id = $2",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(new.invoice_id.as_str())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let id = CaseId::generate();
+                    let row: CaseRow = sqlx::query_as(&format!(
+                        "INSERT INTO cases (id, creditor_id, invoice_id, generation, state, \
+                                 currency, amount_minor, transfer_on, free_withdrawal_until, \
+                                 first_reminder_on, opened_at, transfer_key) \
+                                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $11) \
+                                 RETURNING {CASE_COLUMNS}"
+                    ))
+                    .bind(id.as_str())
+                    .bind(creditor.as_str())
+                    .bind(new.invoice_id.as_str())
+                    .bind(generation)
+                    .bind(new.amount.currency.code())
+                    .bind(new.amount.to_minor_units()?)
+                    .bind(new.transfer_on)
+                    .bind(new.free_withdrawal_until)
+                    .bind(new.first_reminder_on)
+                    .bind(millis(now))
+                    .bind(&new.transfer_key)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Case::try_from(row)
+                }
+
+                async fn latest_case(
+                    &self,
+                    creditor: &CreditorId,
+                    invoice: &InvoiceId,
+                ) -> Result<Option<Case>, StoreError> {
+                    let row: Option<CaseRow> = sqlx::query_as(&format!(
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE creditor_id = $1 \
+                                 AND invoice_id = $2 ORDER BY generation DESC LIMIT 1"
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(invoice.as_str())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(Case::try_from).transpose()
+                }
+
+                async fn find_case(&self, id: &CaseId) -> Result<Option<Case>, StoreError> {
+                    let row: Option<CaseRow> =
+                        sqlx::query_as(&format!("SELECT {CASE_COLUMNS} FROM cases WHERE id = $1"))
+                            .bind(id.as_str())
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    row.map(Case::try_from).transpose()
+                }
+
+                async fn set_case_state(
+                    &self,
+                    creditor: &CreditorId,
+                    case: &CaseId,
+                    state: CaseState,
+                ) -> Result<(), StoreError> {
+                    let updated = sqlx::query(
+                        "UPDATE cases SET state = $3 WHERE creditor_id = $1 AND id = $2",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(case.as_str())
+                    .bind(state.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                    found(updated.rows_affected(), "case", case.as_str())
+                }
+
+                async fn confirm_withdrawal(
+                    &self,
+                    creditor: &CreditorId,
+                    case: &CaseId,
+                ) -> Result<(), StoreError> {
+                    let updated = sqlx::query(
+                        "UPDATE cases SET withdrawal_confirmed = TRUE \
+                                 WHERE creditor_id = $1 AND id = $2",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(case.as_str())
+                    .execute(&self.pool)
+                    .await?;
+                    found(updated.rows_affected(), "case", case.as_str())
+                }
+
+                async fn record_pipeline_message(
+                    &self,
+                    creditor: &CreditorId,
+                    case: &CaseId,
+                    id: &str,
+                    kind: &str,
+                    body: &serde_json::Value,
+                    delivered: bool,
+                    now: DateTime<Utc>,
+                ) -> Result<(), StoreError> {
+                    let delivered_at = delivered.then(|| millis(now));
+                    sqlx::query(
+                        "INSERT INTO pipeline_messages (id, creditor_id, case_id, kind, body, \
+                                 created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                                 ON CONFLICT (id) DO UPDATE SET delivered_at = \
+                                 COALESCE(pipeline_messages.delivered_at, excluded.delivered_at)",
+                    )
+                    .bind(id)
+                    .bind(creditor.as_str())
+                    .bind(case.as_str())
+                    .bind(kind)
+                    .bind(Json(body))
+                    .bind(millis(now))
+                    .bind(delivered_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn unacknowledged_messages(
+                    &self,
+                    after_seq: i64,
+                    limit: u32,
+                ) -> Result<Vec<PipelineMessage>, StoreError> {
+                    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM pipeline_messages \
+                                 WHERE acknowledged_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2"
+                    ))
+                    .bind(after_seq)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn pipeline_messages(
+                    &self,
+                    creditor: &CreditorId,
+                ) -> Result<Vec<PipelineMessage>, StoreError> {
+                    let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM pipeline_messages \
+                                 WHERE creditor_id = $1 ORDER BY seq"
+                    ))
+                    .bind(creditor.as_str())
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn acknowledge_message(
+                    &self,
+                    id: &str,
+                    now: DateTime<Utc>,
+                ) -> Result<Option<bool>, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let acknowledged: Option<Option<i64>> = sqlx::query_scalar(
+                        "SELECT acknowledged_at FROM pipeline_messages WHERE id = $1",
+                    )
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let first = match acknowledged {
+                        None => None,
+                        Some(Some(_)) => Some(false),
+                        Some(None) => {
+                            sqlx::query(
+                                "UPDATE pipeline_messages SET acknowledged_at = $2 WHERE id = $1",
+                            )
+                            .bind(id)
+                            .bind(millis(now))
+                            .execute(&mut *tx)
+                            .await?;
+                            Some(true)
+                        }
+                    };
+                    tx.commit().await?;
+                    Ok(first)
+                }
+
+                async fn notification_sent(
+                    &self,
+                    creditor: &CreditorId,
+                    kind: &str,
+                    day: NaiveDate,
+                ) -> Result<bool, StoreError> {
+                    let found: Option<i64> = sqlx::query_scalar(
+                        "SELECT items FROM notifications WHERE creditor_id = $1 AND kind = $2 \
+                                 AND day = $3",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(kind)
+                    .bind(day)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    Ok(found.is_some())
+                }
+
+                async fn record_notification(
+                    &self,
+                    owner: &str,
+                    jobs: &[JobId],
+                    creditor: &CreditorId,
+                    kind: &str,
+                    day: NaiveDate,
+                    message_id: &str,
+                    items: usize,
+                    now: DateTime<Utc>,
+                ) -> Result<bool, StoreError> {
+                    let mut tx = self.begin_write().await?;
+                    let inserted = sqlx::query(
+                        "INSERT INTO notifications (creditor_id, kind, day, message_id, items, \
+                                 sent_at) VALUES ($1, $2, $3, $4, $5, $6) \
+                                 ON CONFLICT (creditor_id, kind, day) DO NOTHING",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(kind)
+                    .bind(day)
+                    .bind(message_id)
+                    .bind(i64::try_from(items).unwrap_or(i64::MAX))
+                    .bind(millis(now))
+                    .execute(&mut *tx)
+                    .await?;
+                    if inserted.rows_affected() == 0 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    for job in jobs {
+                        finish_in_tx(&mut tx, job, owner, &JobOutcome::Succeeded, now).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
                 }
 
                 async fn find_connection(
@@ -755,6 +1099,57 @@ macro_rules! impl_store {
                     tx.commit().await?;
                     Ok(())
                 }
+            }
+
+            /// Records one claimed job's outcome and the attempt, if `owner` still holds it.
+            async fn finish_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                job: &JobId,
+                owner: &str,
+                outcome: &JobOutcome,
+                now: DateTime<Utc>,
+            ) -> Result<bool, StoreError> {
+                let (state, attempt, run_after, error) = match outcome {
+                    JobOutcome::Succeeded => ("succeeded", "succeeded", None, None),
+                    JobOutcome::Retry { run_after, error } => {
+                        ("pending", "retry", Some(millis(*run_after)), Some(error.as_str()))
+                    }
+                    JobOutcome::Dead { error } => ("dead", "dead", None, Some(error.as_str())),
+                    JobOutcome::Defer { run_after, reason } => {
+                        ("pending", "deferred", Some(millis(*run_after)), Some(reason.as_str()))
+                    }
+                };
+                let given_back = i32::from(matches!(outcome, JobOutcome::Defer { .. }));
+                let updated = sqlx::query(
+                    "UPDATE jobs SET state = $3, run_after = COALESCE($4, run_after), \
+                             last_error = COALESCE($5, last_error), lease_owner = NULL, \
+                             lease_until = NULL, updated_at = $6, attempts = attempts - $7 \
+                             WHERE id = $1 AND lease_owner = $2 AND state = 'running'",
+                )
+                .bind(job.as_str())
+                .bind(owner)
+                .bind(state)
+                .bind(run_after)
+                .bind(error)
+                .bind(millis(now))
+                .bind(given_back)
+                .execute(&mut **tx)
+                .await?;
+                if updated.rows_affected() == 0 {
+                    return Ok(false);
+                }
+                sqlx::query(
+                    "INSERT INTO job_attempts (job_id, attempt, finished_at, outcome, error) \
+                             SELECT $1, CAST(COALESCE(MAX(attempt), 0) + 1 AS INTEGER), $2, $3, $4 \
+                             FROM job_attempts WHERE job_id = $1",
+                )
+                .bind(job.as_str())
+                .bind(millis(now))
+                .bind(attempt)
+                .bind(error)
+                .execute(&mut **tx)
+                .await?;
+                Ok(true)
             }
 
             async fn append_event(
@@ -1400,6 +1795,21 @@ macro_rules! impl_store {
                 update: &LifecycleUpdate,
                 now: DateTime<Utc>,
             ) -> Result<(), StoreError> {
+                if let Some(seen) = &update.agency_event {
+                    let inserted = sqlx::query(
+                        "INSERT INTO pipeline_events (id, case_id, kind, received_at) \
+                                 VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&seen.id)
+                    .bind(seen.case_id.as_str())
+                    .bind(&seen.kind)
+                    .bind(millis(now))
+                    .execute(&mut **tx)
+                    .await?;
+                    if inserted.rows_affected() == 0 {
+                        return Err(StoreError::AlreadyApplied(seen.id.clone()));
+                    }
+                }
                 let decisions: Vec<_> = update.decisions.iter().map(|d| (invoice, d)).collect();
                 insert_decisions(tx, creditor, &decisions, now).await?;
                 let jobs: Vec<_> = update.jobs.iter().map(|j| (creditor, j)).collect();
@@ -1443,7 +1853,7 @@ macro_rules! impl_store {
                 for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
                     let mut insert = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, state, \
-                         attempts, run_after, created_at, updated_at) ",
+                         attempts, run_after, created_at, updated_at, chain) ",
                     );
                     insert.push_values(chunk, |mut row, (creditor, job)| {
                         row.push_bind(JobId::generate().0)
@@ -1455,7 +1865,8 @@ macro_rules! impl_store {
                             .push_bind(0_i32)
                             .push_bind(millis(job.run_after))
                             .push_bind(millis(now))
-                            .push_bind(millis(now));
+                            .push_bind(millis(now))
+                            .push_bind(job.chain.clone());
                     });
                     insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
                     let keys: Vec<String> = insert.build_query_scalar().fetch_all(&mut **tx).await?;

@@ -27,6 +27,7 @@ impl Dialect for SqliteStore {
     const LOCK_FOR_UPDATE: &'static str = "";
     const SKIP_LOCKED: &'static str = "";
     const EXPLAIN: (&'static str, &'static str) = ("EXPLAIN QUERY PLAN", "detail");
+    const JOB_SEQ: &'static str = "rowid";
 }
 
 impl SqliteStore {

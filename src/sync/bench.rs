@@ -104,6 +104,7 @@ async fn world(
                 country: Country::Norway,
                 time_zone: None,
                 language: Language::Nb,
+                email: None,
                 policy: serde_json::json!({}),
             },
             clock.now(),

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod connections;
 pub mod hooks;
 pub mod reevaluate;
+pub mod write_back;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -530,6 +531,7 @@ impl Ingest {
                 "cursor": connection.sync_cursor,
             }),
             run_after: now,
+            chain: None,
         };
         let results = (
             self.store

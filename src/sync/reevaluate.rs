@@ -18,6 +18,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::domain::{ConnectionId, Invoice, InvoiceFacts, NewDecision, NewJob, Stage};
+use crate::jobs::effects::{jobs_for, paid_directly_job};
 use crate::lifecycle::{
     Decision, Event, InvoiceState, PaymentVia, apply_event, evaluate, next_action_on,
 };
@@ -54,11 +55,37 @@ impl Decide for Reevaluate<'_> {
             }
         };
         let mut decisions = Vec::new();
+        let mut extra_jobs = Vec::new();
         for event in &events {
+            let had_case = state.stage.case().is_some();
             decisions.extend(apply_event(self.policy, &mut state, event, self.today));
+            if let Event::Payment {
+                amount,
+                via: PaymentVia::Creditor,
+            } = event
+                && had_case
+            {
+                // The agency hears of money the creditor received, whatever becomes of the case.
+                extra_jobs.push(paid_directly_job(
+                    self.connection,
+                    &state.invoice,
+                    self.today,
+                    *amount,
+                    state.facts.outstanding(),
+                    state.stage.case().is_some(),
+                    self.now,
+                ));
+            }
         }
         decisions.extend(evaluate(self.policy, &mut state, self.today));
-        Some(self.update(state, decisions))
+        Some(lifecycle_update(
+            self.policy,
+            self.connection,
+            &state,
+            &decisions,
+            extra_jobs,
+            self.now,
+        ))
     }
 }
 
@@ -75,38 +102,36 @@ impl Reevaluate<'_> {
         lifecycle.customer_opt_out = customer_opt_out;
         InvoiceState::new(facts.platform_id.clone(), lifecycle)
     }
+}
 
-    fn update(&self, state: InvoiceState, decisions: Vec<Decision>) -> LifecycleUpdate {
-        let jobs = decisions
+/// The engine's verdict as the store writes it: the state, the decisions with their
+/// explanations, and the jobs they cause (`extra_jobs` first: they describe the event the
+/// decisions answer).
+pub fn lifecycle_update(
+    policy: &Policy,
+    connection: &ConnectionId,
+    state: &InvoiceState,
+    decisions: &[Decision],
+    extra_jobs: Vec<NewJob>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> LifecycleUpdate {
+    let mut jobs = extra_jobs;
+    jobs.extend(jobs_for(connection, decisions, now));
+    LifecycleUpdate {
+        stage: stage_of(&state.stage),
+        next_action_on: next_action_on(policy, state),
+        lifecycle: serde_json::to_value(state).unwrap_or_default(),
+        decisions: decisions
             .iter()
-            .map(|d| NewJob {
-                kind: d.action.kind.name().to_owned(),
-                idempotency_key: format!(
-                    "{}:{}:{}:{}",
-                    d.action.kind.name(),
-                    self.connection,
-                    d.action.invoice,
-                    d.action.on
-                ),
-                payload: serde_json::Value::Object(d.to_json(true)),
-                run_after: self.now,
+            .map(|d| NewDecision {
+                on: d.action.on,
+                rule: d.explain.rule.to_owned(),
+                inputs: serde_json::Value::Object(d.explain.inputs.clone()),
+                outcome: serde_json::Value::Object(d.action.to_json()),
             })
-            .collect();
-        LifecycleUpdate {
-            stage: stage_of(&state.stage),
-            next_action_on: next_action_on(self.policy, &state),
-            lifecycle: serde_json::to_value(&state).unwrap_or_default(),
-            decisions: decisions
-                .iter()
-                .map(|d| NewDecision {
-                    on: d.action.on,
-                    rule: d.explain.rule.to_owned(),
-                    inputs: serde_json::Value::Object(d.explain.inputs.clone()),
-                    outcome: serde_json::Value::Object(d.action.to_json()),
-                })
-                .collect(),
-            jobs,
-        }
+            .collect(),
+        jobs,
+        agency_event: None,
     }
 }
 
@@ -134,7 +159,12 @@ fn events_between(
             "the platform changed the invoice amount; the lifecycle keeps the first amount"
         );
     }
-    let drop = before.outstanding - after.outstanding;
+    // What the platform should show if it knows every payment and credit Forfall knows of
+    // (collection payments included: they are written back to it). Less is new money; more is
+    // a write-back not yet landed, or a payment reversed on the platform.
+    let expected =
+        (state.facts.amount - state.facts.paid - state.facts.credited).max(Decimal::ZERO);
+    let drop = expected.min(before.outstanding) - after.outstanding;
     if drop > Decimal::ZERO {
         events.push(if after.credited {
             Event::CreditNote { amount: drop }
@@ -144,7 +174,7 @@ fn events_between(
                 via: PaymentVia::Creditor,
             }
         });
-    } else if drop < Decimal::ZERO {
+    } else if after.outstanding > before.outstanding {
         tracing::warn!(
             invoice = %after.platform_id,
             "the outstanding amount rose on the platform (a payment reversed?); recorded, the lifecycle is unchanged"

@@ -63,6 +63,7 @@ pub async fn world_with(
                 country: Country::Norway,
                 time_zone: None,
                 language: Language::Nb,
+                email: Some("faktura@nordlys.example".into()),
                 policy: serde_json::json!({}),
             },
             clock.now(),
@@ -135,6 +136,14 @@ pub struct Gateway {
 
 impl Gateway {
     pub async fn start(world: &World) -> Gateway {
+        Gateway::start_with(world, None).await
+    }
+
+    /// The gateway accepting the agency's events signed with `agency_secret`.
+    pub async fn start_with(
+        world: &World,
+        agency_secret: Option<forfall_connector::standard_webhooks::Secret>,
+    ) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -156,6 +165,8 @@ impl Gateway {
                 forfall::server::Background {
                     ingest: Some(ingest),
                     poll: None,
+                    workers: None,
+                    agency_secret,
                 },
             )
             .await

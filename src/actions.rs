@@ -1,0 +1,82 @@
+//! What a creditor does to one invoice (stop collection, opt out, opt in), applied through the
+//! lifecycle engine on the creditor's today and saved with the jobs it causes, in one
+//! transaction. `forfall invoices …` uses it, and so will the creditor API.
+
+use crate::clock::Clock;
+use crate::domain::{CreditorId, InvoiceId};
+use crate::lifecycle::{Decision, Event, InvoiceState, apply_event, evaluate};
+use crate::rules::policy::Policy;
+use crate::store::{Store, StoreError};
+use crate::sync::reevaluate::lifecycle_update;
+
+/// Attempts at saving while ingest changes the same invoice.
+const SAVE_ATTEMPTS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error("no creditor {0}")]
+    UnknownCreditor(String),
+    #[error("no invoice {0} for this creditor")]
+    UnknownInvoice(String),
+    #[error("the invoice cannot be evaluated: {0}")]
+    Unusable(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The events a creditor may cause on one invoice.
+pub fn creditor_event(name: &str) -> Option<Event> {
+    match name {
+        "stop" => Some(Event::Stop),
+        "opt_out" | "opt-out" => Some(Event::OptOut),
+        "opt_in" | "opt-in" => Some(Event::OptIn),
+        _ => None,
+    }
+}
+
+/// Applies `event` to the invoice today; returns the decisions it caused.
+pub async fn apply(
+    store: &dyn Store,
+    clock: &dyn Clock,
+    creditor: &CreditorId,
+    invoice: &InvoiceId,
+    event: &Event,
+) -> Result<Vec<Decision>, ActionError> {
+    let creditor = store
+        .creditor(creditor)
+        .await?
+        .ok_or_else(|| ActionError::UnknownCreditor(creditor.to_string()))?;
+    let policy =
+        Policy::from_json(&creditor.policy).map_err(|e| ActionError::Unusable(e.to_string()))?;
+    for _ in 0..SAVE_ATTEMPTS {
+        let stored = store
+            .invoice(&creditor.id, invoice)
+            .await?
+            .ok_or_else(|| ActionError::UnknownInvoice(invoice.to_string()))?;
+        let mut state = serde_json::from_value::<InvoiceState>(stored.lifecycle.clone())
+            .map_err(|e| ActionError::Unusable(e.to_string()))?;
+        let today = clock.today(creditor.time_zone);
+        let mut decisions = apply_event(&policy, &mut state, event, today);
+        decisions.extend(evaluate(&policy, &mut state, today));
+        let update = lifecycle_update(
+            &policy,
+            &stored.connection_id,
+            &state,
+            &decisions,
+            Vec::new(),
+            clock.now(),
+        );
+        match store
+            .save_lifecycle(&creditor.id, invoice, stored.version, &update, clock.now())
+            .await
+        {
+            Ok(()) => return Ok(decisions),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ActionError::Store(StoreError::Conflict {
+        what: "invoice",
+        id: invoice.to_string(),
+    }))
+}
