@@ -7,6 +7,8 @@ pub mod actions;
 pub mod api;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "fake")]
+pub mod demo;
 pub mod domain;
 pub mod jobs;
 pub mod lifecycle;

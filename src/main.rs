@@ -62,6 +62,24 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// The whole loop on your machine, nothing to set up: a fake Tripletex with a bakery's
+    /// invoices, a fake collection agency, an SMTP capture and the gateway on a simulated clock
+    /// (a day per second), narrated day by day and summed up at the end.
+    #[cfg(feature = "fake")]
+    Demo {
+        /// Simulated days to run.
+        #[arg(long, default_value_t = 45)]
+        days: u32,
+        /// Real milliseconds per simulated day (0: as fast as it goes).
+        #[arg(long, default_value_t = 1000)]
+        day_ms: u64,
+        /// Where the demo makes its own directory (and database).
+        #[arg(long, default_value = "data")]
+        dir: PathBuf,
+        /// Keep the demo's directory afterwards.
+        #[arg(long)]
+        keep: bool,
+    },
     /// The outbox's jobs: what is waiting, what failed for good, and putting it back.
     #[command(subcommand)]
     Jobs(JobsCommand),
@@ -275,6 +293,32 @@ fn main() -> ExitCode {
         }
         #[cfg(feature = "fake")]
         Command::Fake(command) => return finish(run_async(fake(command))),
+        #[cfg(feature = "fake")]
+        Command::Demo {
+            days,
+            day_ms,
+            dir,
+            keep,
+        } => {
+            let options = forfall::demo::DemoOptions {
+                days: *days,
+                day_length: Duration::from_millis(*day_ms),
+                parent_dir: dir.clone(),
+                keep: *keep,
+                narrate: true,
+            };
+            return finish(run_async(async move {
+                let started = std::time::Instant::now();
+                let summary = forfall::demo::run(&options)
+                    .await
+                    .map_err(|e| Failure::Failed(e.to_string()))?;
+                emit(&format!(
+                    "{summary}\n{} simulated days in {:.1} s\n",
+                    options.days,
+                    started.elapsed().as_secs_f64()
+                ))
+            }));
+        }
         #[cfg(feature = "fake")]
         Command::Bench(BenchCommand::Sync { invoices, postgres }) => {
             let invoices = *invoices;

@@ -50,7 +50,8 @@ pub struct CapturedMessage {
     /// and charset (UTF-8, or ISO-8859-1 when declared), with `\n` line ends. The body of a
     /// multipart message is left as sent.
     pub body: String,
-    /// The whole message as received after dot-unstuffing (invalid UTF-8 replaced).
+    /// The whole message as received after dot-unstuffing, without the line end that precedes the
+    /// final `.` (invalid UTF-8 replaced).
     pub raw: String,
 }
 
@@ -343,7 +344,7 @@ fn store(transaction: &mut Transaction, raw: &[u8], shared: &Shared) -> String {
     format!("250 2.0.0 OK queued as {}\r\n", messages.len())
 }
 
-/// The message text after `354`, dot-unstuffed, up to the `.` line. `None` when it was larger than
+/// The message text after `354`, dot-unstuffed, up to the line end before the `.` line. `None` when it was larger than
 /// [`MAX_MESSAGE_BYTES`] (the rest is read and dropped); an error when the client hung up.
 async fn read_data<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<Option<Vec<u8>>> {
     let mut message = Vec::new();
@@ -372,6 +373,13 @@ async fn read_data<R: AsyncBufRead + Unpin>(reader: &mut R) -> std::io::Result<O
         } else {
             message.extend_from_slice(content);
         }
+    }
+    // The line end before the `.` line belongs to the terminator, as clients such as lettre
+    // write it (`<message><CRLF>.<CRLF>`), so the message is stored exactly as they formatted it.
+    if message.ends_with(b"\r\n") {
+        message.truncate(message.len() - 2);
+    } else if message.ends_with(b"\n") {
+        message.truncate(message.len() - 1);
     }
     Ok((!too_large).then_some(message))
 }
@@ -526,7 +534,14 @@ fn decode_encoded_words(value: &str) -> String {
 /// One encoded word at the start of `text`: its charset (lower case, language dropped), its
 /// bytes, and how many bytes of `text` it took.
 fn encoded_word(text: &str) -> Option<(String, Vec<u8>, usize)> {
+    // RFC 2047 words are at most 75 characters; looking no further keeps a hostile header from
+    // costing quadratic time.
+    const MAX_WORD_CHARS: usize = 256;
     let inner = text.strip_prefix("=?")?;
+    let inner = inner
+        .char_indices()
+        .nth(MAX_WORD_CHARS)
+        .map_or(inner, |(end, _)| &inner[..end]);
     let (charset, rest) = inner.split_once('?')?;
     let (encoding, rest) = rest.split_once('?')?;
     let (payload, _) = rest.split_once("?=")?;
@@ -742,7 +757,7 @@ mod tests {
         assert_eq!(messages[0].from, "from@example.com");
         assert_eq!(messages[0].to, ["one@example.com", "two@example.com"]);
         assert_eq!(messages[0].subject, "hi");
-        assert_eq!(messages[0].body, "line one\n.leading dot\n");
+        assert_eq!(messages[0].body, "line one\n.leading dot");
         capture.shutdown().await;
     }
 
@@ -810,5 +825,34 @@ mod tests {
                 .await
                 .starts_with("250 ")
         );
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_size_limit_is_refused_and_the_session_goes_on() {
+        let capture = capture().await;
+        let (mut r, mut w) = connect(&capture).await;
+        say(&mut r, &mut w, "EHLO x\r\n").await;
+        say(&mut r, &mut w, "MAIL FROM:<a@b.no>\r\n").await;
+        say(&mut r, &mut w, "RCPT TO:<c@d.no>\r\n").await;
+        assert!(say(&mut r, &mut w, "DATA\r\n").await.starts_with("354"));
+        let line = format!("{}\r\n", "x".repeat(998));
+        let big = line.repeat(MAX_MESSAGE_BYTES / line.len() + 10);
+        w.write_all(big.as_bytes()).await.unwrap();
+        assert!(say(&mut r, &mut w, ".\r\n").await.starts_with("552"));
+        assert!(say(&mut r, &mut w, "NOOP\r\n").await.starts_with("250"));
+        assert!(capture.messages().is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_any_bytes_never_panics(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
+            let _ = parse_message(String::new(), Vec::new(), &raw);
+            let _ = decode_quoted_printable(&raw);
+        }
+
+        #[test]
+        fn decoding_any_header_never_panics(value in "(=\\?|\\?=|[a-zA-Z0-9 _=?*-]|ø){0,60}") {
+            let _ = decode_encoded_words(&value);
+        }
     }
 }

@@ -56,6 +56,7 @@ impl DigestKind {
 /// One e-mail's worth of news for one creditor: one kind, one day, any number of invoices.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Digest {
+    /// What the e-mail is about.
     pub kind: DigestKind,
     /// The creditor's name as they know it, used in the greeting.
     pub creditor_name: String,
@@ -73,11 +74,15 @@ pub struct Digest {
 /// One invoice in a digest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigestItem {
+    /// The invoice number as the creditor's accounting platform shows it.
     pub invoice_number: String,
+    /// The customer (debtor) the invoice was sent to.
     pub customer_name: String,
     /// What is outstanding.
     pub amount: Decimal,
+    /// The invoice's currency; amounts are rounded to its minor unit.
     pub currency: Currency,
+    /// The invoice's due date.
     pub due: NaiveDate,
     /// Warning and weekly list: the invoice goes to collection on this date unless the creditor
     /// acts.
@@ -93,6 +98,8 @@ pub struct DigestItem {
 /// A rendered e-mail: a short subject and a plain-text body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rendered {
+    /// One line, no line breaks.
     pub subject: String,
+    /// The body, lines ending in `\n` (turned into CRLF when sent).
     pub text: String,
 }

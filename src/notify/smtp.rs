@@ -240,7 +240,7 @@ fn is_plain_to_a_remote_host(url: &str) -> bool {
 }
 
 /// An address with its local part hidden: `***@example.com`.
-pub(crate) fn redact_address(address: &str) -> String {
+fn redact_address(address: &str) -> String {
     match address.rsplit_once('@') {
         Some((_, domain)) => format!("***@{}", domain.trim_end_matches('>').trim()),
         None => "***".to_owned(),
@@ -248,7 +248,7 @@ pub(crate) fn redact_address(address: &str) -> String {
 }
 
 /// Text with the local part of anything that looks like an e-mail address replaced by `***`.
-pub(crate) fn redact_addresses(text: &str) -> String {
+fn redact_addresses(text: &str) -> String {
     fn local_part_char(c: char) -> bool {
         c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c)
     }

@@ -1287,6 +1287,9 @@ mod tests {
         }
     }
 
+    /// Changes a valid document into an invalid one.
+    type Breakage = fn(&mut Value);
+
     fn event(value: Value) -> Result<AgencyEvent, DocumentError> {
         AgencyEvent::parse(value.to_string().as_bytes())
     }
@@ -1413,8 +1416,7 @@ mod tests {
     #[test]
     fn strict_message_parsing_names_the_field_at_fault() {
         let good = OutboundMessage::transfer("m", &case(), at("2026-11-28T05:00:00Z")).to_json();
-        type Breakage = (fn(&mut Value), &'static str);
-        let cases: Vec<Breakage> = vec![
+        let cases: Vec<(Breakage, &str)> = vec![
             (|v| v["type"] = json!("case.reopen"), "type"),
             (|v| v["sent_at"] = json!("yesterday"), "sent_at"),
             (|v| v["data"]["schema"] = json!("case.v2"), "data.schema"),

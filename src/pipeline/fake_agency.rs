@@ -445,11 +445,9 @@ impl App {
                 case.state = "withdrawn".into();
                 case.withdrawn_charged = Some(*charged);
             }
-            MessageData::PaidDirectly { keep_open, .. } => {
-                if !keep_open {
-                    case.state = "closed".into();
-                }
-            }
+            // Information: with `keep_open` the case stays open for the fees; without it, the
+            // `case.withdraw` that follows ends it.
+            MessageData::PaidDirectly { .. } => {}
         }
         case.messages.push(message.kind.as_str().to_string());
         let case_state = case.state.clone();

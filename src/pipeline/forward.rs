@@ -125,7 +125,8 @@ impl Forward {
     ) -> Result<(Case, OutboundMessage, Option<CaseState>), JobError> {
         let payload = &job.payload;
         let id = job.idempotency_key.clone();
-        let sent_at = self.clock.now();
+        // Fixed across retries: every attempt sends the same body.
+        let sent_at = job.created_at;
         let kind = text(payload, "message")?;
         if kind == "transfer" {
             let decision = payload.get("decision").cloned().unwrap_or(Value::Null);

@@ -376,6 +376,27 @@ mod tests {
         assert!(header_value("msg_01").is_ok());
     }
 
+    /// The worked example in `docs/pipeline.md` ("Signature"): if this fails, update the document.
+    #[test]
+    fn the_signature_example_in_the_pipeline_documentation_is_what_the_code_computes() {
+        let secret = Secret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let sent_at = chrono::DateTime::parse_from_rfc3339("2026-11-28T05:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let message =
+            OutboundMessage::release("msg_0193a5c1e2f07b4d", "case_0193a5c0d9e1", sent_at);
+        let body = message.to_json_bytes();
+        assert_eq!(
+            String::from_utf8(body.clone()).unwrap(),
+            r#"{"type":"case.release","id":"msg_0193a5c1e2f07b4d","case_id":"case_0193a5c0d9e1","sent_at":"2026-11-28T05:00:00Z","data":{}}"#
+        );
+        assert_eq!(sent_at.timestamp(), 1_795_842_000);
+        assert_eq!(
+            standard_webhooks::sign(&secret, &message.id, 1_795_842_000, &body),
+            "v1,8grjH5I7bLJEbI3Eeg6WkZ81cllpV/GnGI0S1vrBEoM="
+        );
+    }
+
     #[test]
     fn settings_debug_never_shows_the_secret() {
         let settings = settings("https://agency.example/cases");
