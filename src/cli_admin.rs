@@ -73,9 +73,9 @@ pub fn workers(
             sink,
             agency_in_flight: config.agency.in_flight,
             mailer,
-            opt_out_hint: Some(
-                "forfall invoices opt-out INVOICE, or forfall customers opt-out CUSTOMER".into(),
-            ),
+            // Creditors opt out through the creditor API (its own issue); until then the
+            // warning names no command that does not exist.
+            opt_out_hint: None,
             runner: forfall::jobs::RunnerSettings {
                 retry: config.retry,
                 ..forfall::jobs::RunnerSettings::default()
