@@ -3,14 +3,14 @@
 //! transaction. `forfall invoices …` uses it, and so will the creditor API.
 
 use crate::clock::Clock;
-use crate::domain::{CreditorId, InvoiceId};
+use crate::domain::{CreditorId, Invoice, InvoiceId};
 use crate::lifecycle::{Decision, Event, InvoiceState, apply_event, evaluate};
 use crate::rules::policy::Policy;
-use crate::store::{Store, StoreError};
+use crate::store::{LifecycleUpdate, Store, StoreError};
 use crate::sync::reevaluate::lifecycle_update;
 
 /// Attempts at saving while ingest changes the same invoice.
-const SAVE_ATTEMPTS: usize = 3;
+pub const SAVE_ATTEMPTS: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
@@ -34,6 +34,40 @@ pub fn creditor_event(name: &str) -> Option<Event> {
     }
 }
 
+/// Reads the invoice, lets `decide` make the engine's update of it, and saves the update if the
+/// invoice is still as it was read; when ingest changed it meanwhile, reads it again (up to
+/// [`SAVE_ATTEMPTS`] times). Returns the invoice as read for the saved update, and what `decide`
+/// returned beside the update.
+pub async fn save_decided<T, E: From<StoreError>>(
+    store: &dyn Store,
+    creditor: &CreditorId,
+    invoice: &InvoiceId,
+    missing: impl Fn() -> E,
+    mut decide: impl FnMut(&Invoice) -> Result<(LifecycleUpdate, T), E>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(Invoice, T), E> {
+    for _ in 0..SAVE_ATTEMPTS {
+        let stored = store
+            .invoice(creditor, invoice)
+            .await?
+            .ok_or_else(&missing)?;
+        let (update, outcome) = decide(&stored)?;
+        match store
+            .save_lifecycle(creditor, invoice, stored.version, &update, now)
+            .await
+        {
+            Ok(()) => return Ok((stored, outcome)),
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(StoreError::Conflict {
+        what: "invoice",
+        id: invoice.to_string(),
+    }
+    .into())
+}
+
 /// Applies `event` to the invoice today; returns the decisions it caused.
 pub async fn apply(
     store: &dyn Store,
@@ -48,35 +82,29 @@ pub async fn apply(
         .ok_or_else(|| ActionError::UnknownCreditor(creditor.to_string()))?;
     let policy =
         Policy::from_json(&creditor.policy).map_err(|e| ActionError::Unusable(e.to_string()))?;
-    for _ in 0..SAVE_ATTEMPTS {
-        let stored = store
-            .invoice(&creditor.id, invoice)
-            .await?
-            .ok_or_else(|| ActionError::UnknownInvoice(invoice.to_string()))?;
-        let mut state = serde_json::from_value::<InvoiceState>(stored.lifecycle.clone())
-            .map_err(|e| ActionError::Unusable(e.to_string()))?;
-        let today = clock.today(creditor.time_zone);
-        let mut decisions = apply_event(&policy, &mut state, event, today);
-        decisions.extend(evaluate(&policy, &mut state, today));
-        let update = lifecycle_update(
-            &policy,
-            &stored.connection_id,
-            &state,
-            &decisions,
-            Vec::new(),
-            clock.now(),
-        );
-        match store
-            .save_lifecycle(&creditor.id, invoice, stored.version, &update, clock.now())
-            .await
-        {
-            Ok(()) => return Ok(decisions),
-            Err(StoreError::Conflict { .. }) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(ActionError::Store(StoreError::Conflict {
-        what: "invoice",
-        id: invoice.to_string(),
-    }))
+    let today = clock.today(creditor.time_zone);
+    let (_, decisions) = save_decided(
+        store,
+        &creditor.id,
+        invoice,
+        || ActionError::UnknownInvoice(invoice.to_string()),
+        |stored| {
+            let mut state = serde_json::from_value::<InvoiceState>(stored.lifecycle.clone())
+                .map_err(|e| ActionError::Unusable(e.to_string()))?;
+            let mut decisions = apply_event(&policy, &mut state, event, today);
+            decisions.extend(evaluate(&policy, &mut state, today));
+            let update = lifecycle_update(
+                &policy,
+                &stored.connection_id,
+                &state,
+                &decisions,
+                Vec::new(),
+                clock.now(),
+            );
+            Ok((update, decisions))
+        },
+        clock.now(),
+    )
+    .await?;
+    Ok(decisions)
 }

@@ -68,6 +68,14 @@ impl From<StoreError> for JobError {
     }
 }
 
+/// A text field of a job's payload; a job without it is malformed, which no retry mends.
+pub fn payload_text<'a>(payload: &'a serde_json::Value, key: &str) -> Result<&'a str, JobError> {
+    payload
+        .get(key)
+        .and_then(serde_json::Value::as_str)
+        .ok_or_else(|| JobError::Permanent(format!("the job has no `{key}`")))
+}
+
 /// What a handler made of one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Done {
@@ -270,7 +278,7 @@ impl Runner {
         let results = handler.run_batch(&jobs, &self.owner).await;
         let now = self.clock.now();
         let mut outcomes: Vec<(JobId, JobOutcome)> = Vec::with_capacity(jobs.len());
-        let mut dead: Vec<&Job> = Vec::new();
+        let mut dead: Vec<(&Job, String)> = Vec::new();
         for (job, result) in jobs.iter().zip(results) {
             let outcome = match result {
                 Ok(Done::Succeeded) => JobOutcome::Succeeded,
@@ -292,7 +300,7 @@ impl Runner {
                 }
                 JobOutcome::Dead { error } => {
                     round.dead += 1;
-                    dead.push(job);
+                    dead.push((job, error.clone()));
                     tracing::warn!(job = %job.id, kind = %job.kind, error = %error, "job dead-lettered");
                 }
                 JobOutcome::Defer { .. } => round.deferred += 1,
@@ -312,8 +320,8 @@ impl Runner {
                 &[("kind", job.kind.as_str()), ("outcome", label)],
             );
         }
-        for job in dead {
-            self.alert_dead(job, &outcomes).await;
+        for (job, error) in dead {
+            self.alert_dead(job, &error).await;
         }
         Ok(round)
     }
@@ -321,18 +329,11 @@ impl Runner {
     /// A dead letter is never silent: the creditor's next alert digest lists it (a job of its
     /// own, enqueued after the dead letter was recorded; the dead letter stays visible in
     /// `forfall jobs dead` whatever becomes of the alert).
-    async fn alert_dead(&self, job: &Job, outcomes: &[(JobId, JobOutcome)]) {
-        if job.kind == crate::notify::digests::EMAIL_JOB {
+    async fn alert_dead(&self, job: &Job, error: &str) {
+        if job.kind == effects::EMAIL_JOB {
             return; // an e-mail that cannot be sent is not announced by e-mail
         }
-        let error = outcomes
-            .iter()
-            .find_map(|(id, outcome)| match outcome {
-                JobOutcome::Dead { error } if *id == job.id => Some(error.clone()),
-                _ => None,
-            })
-            .unwrap_or_default();
-        let alert = crate::notify::digests::dead_letter_job(job, &error, self.clock.now());
+        let alert = crate::notify::digests::dead_letter_job(job, error, self.clock.now());
         if let Err(e) = self
             .store
             .enqueue_job(&job.creditor_id, &alert, self.clock.now())

@@ -14,8 +14,9 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
+use crate::actions::save_decided;
 use crate::clock::Clock;
-use crate::domain::{CaseId, CaseState, Creditor, Invoice};
+use crate::domain::{CaseId, CaseState, Invoice};
 use crate::jobs::effects::collection_payment_job;
 use crate::lifecycle::{
     Action, ActionKind, Decision, Event, Inputs, InvoiceState, PaymentVia, Stage, apply_event,
@@ -23,13 +24,10 @@ use crate::lifecycle::{
 };
 use crate::rules::eligibility::Reason;
 use crate::rules::policy::Policy;
-use crate::store::{AgencyEventSeen, Store, StoreError};
+use crate::store::{AgencyEventSeen, LifecycleUpdate, Store, StoreError};
 use crate::sync::reevaluate::lifecycle_update;
 
 use super::case::{AgencyEvent, CloseOutcome};
-
-/// Attempts at saving when ingest changes the invoice at the same moment.
-const SAVE_ATTEMPTS: usize = 3;
 
 /// What became of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,57 +75,62 @@ pub async fn apply(
             expected: case.amount.currency.code().to_owned(),
         });
     }
-    for _ in 0..SAVE_ATTEMPTS {
-        let invoice = store
-            .invoice(&creditor.id, &case.invoice_id)
-            .await?
-            .ok_or_else(|| EventError::UnknownCase(event.case_id().to_owned()))?;
-        let result = apply_once(store, clock, &creditor, &policy, &invoice, event_id, event).await;
-        match result {
-            Ok(()) => {
-                let state = match event {
-                    AgencyEvent::CaseClosed { .. } => Some(CaseState::Closed),
-                    _ => None,
-                };
-                if let Some(state) = state {
-                    store.set_case_state(&creditor.id, &case.id, state).await?;
-                }
-                if let AgencyEvent::WithdrawalConfirmed { .. } = event {
-                    store.confirm_withdrawal(&creditor.id, &case.id).await?;
-                }
-                return Ok(Applied::Applied);
-            }
-            Err(EventError::Store(StoreError::AlreadyApplied(_))) => return Ok(Applied::Replayed),
-            Err(EventError::Store(StoreError::Conflict { .. })) => continue,
-            Err(e) => return Err(e),
-        }
+    let today = clock.today(creditor.time_zone);
+    let result = save_decided(
+        store,
+        &creditor.id,
+        &case.invoice_id,
+        || EventError::UnknownCase(event.case_id().to_owned()),
+        |invoice| decide(&policy, invoice, today, clock.now(), event_id, event),
+        clock.now(),
+    )
+    .await;
+    let (invoice, closed) = match result {
+        Ok(saved) => saved,
+        Err(EventError::Store(StoreError::AlreadyApplied(_))) => return Ok(Applied::Replayed),
+        Err(e) => return Err(e),
+    };
+    if closed
+        && let Some(latest) = store.latest_case(&creditor.id, &invoice.id).await?
+        && latest.state != CaseState::Closed
+    {
+        store
+            .set_case_state(&creditor.id, &latest.id, CaseState::Closed)
+            .await?;
     }
-    Err(EventError::Store(StoreError::Conflict {
-        what: "invoice",
-        id: case.invoice_id.to_string(),
-    }))
+    match event {
+        AgencyEvent::CaseClosed { .. } => {
+            store
+                .set_case_state(&creditor.id, &case.id, CaseState::Closed)
+                .await?;
+        }
+        AgencyEvent::WithdrawalConfirmed { .. } => {
+            store.confirm_withdrawal(&creditor.id, &case.id).await?;
+        }
+        _ => {}
+    }
+    Ok(Applied::Applied)
 }
 
-async fn apply_once(
-    store: &dyn Store,
-    clock: &dyn Clock,
-    creditor: &Creditor,
+/// The engine's update for the event on the invoice as read, remembering the event's id; and
+/// whether the invoice's case is closed by it.
+fn decide(
     policy: &Policy,
     invoice: &Invoice,
+    today: NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
     event_id: &str,
     event: &AgencyEvent,
-) -> Result<(), EventError> {
+) -> Result<(LifecycleUpdate, bool), EventError> {
     let mut state = serde_json::from_value::<InvoiceState>(invoice.lifecycle.clone())
         .map_err(|e| EventError::Unusable(e.to_string()))?;
-    let today = clock.today(creditor.time_zone);
-    let now = clock.now();
     let connection = &invoice.connection_id;
     let mut decisions = Vec::new();
     let mut jobs = Vec::new();
     let collected = |amount: Decimal, paid_on: NaiveDate, jobs: &mut Vec<_>| {
         jobs.push(collection_payment_job(
             connection,
-            &state_invoice(invoice),
+            &invoice.facts.platform_id,
             event_id,
             amount,
             paid_on,
@@ -187,21 +190,5 @@ async fn apply_once(
         case_id: CaseId::from(event.case_id()),
         kind: event.kind().to_owned(),
     });
-    store
-        .save_lifecycle(&creditor.id, &invoice.id, invoice.version, &update, now)
-        .await?;
-    if matches!(state.stage, Stage::Closed { .. })
-        && let Some(case) = store.latest_case(&creditor.id, &invoice.id).await?
-        && case.state != CaseState::Closed
-    {
-        store
-            .set_case_state(&creditor.id, &case.id, CaseState::Closed)
-            .await?;
-    }
-    Ok(())
-}
-
-/// The invoice's id on the platform.
-fn state_invoice(invoice: &Invoice) -> String {
-    invoice.facts.platform_id.clone()
+    Ok((update, matches!(state.stage, Stage::Closed { .. })))
 }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::clock::Clock;
 use crate::domain::{Case, CaseState, ConnectionId, Creditor, Invoice, Job, Money, NewCase};
 use crate::jobs::effects::PIPELINE_JOB;
-use crate::jobs::{Done, Handler, JobError};
+use crate::jobs::{Done, Handler, JobError, payload_text as text};
 use crate::lifecycle::InvoiceState;
 use crate::store::Store;
 
@@ -35,13 +35,6 @@ pub struct Forward {
     pub sink: Sink,
     /// Deliveries at once (the agency's connection pool).
     pub in_flight: usize,
-}
-
-fn text<'a>(value: &'a Value, key: &str) -> Result<&'a str, JobError> {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| JobError::Permanent(format!("the job has no `{key}`")))
 }
 
 fn date(value: &Value, key: &str) -> Result<NaiveDate, JobError> {

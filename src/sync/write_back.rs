@@ -20,20 +20,13 @@ use serde_json::{Value, json};
 
 use crate::domain::{ConnectionId, Job};
 use crate::jobs::effects::PLATFORM_JOB;
-use crate::jobs::{Done, Handler, JobError};
+use crate::jobs::{Done, Handler, JobError, payload_text as text};
 
 use super::{Ingest, SyncError};
 
 /// Runs the `platform` jobs.
 pub struct WriteBack {
     pub ingest: Arc<Ingest>,
-}
-
-fn text<'a>(value: &'a Value, key: &str) -> Result<&'a str, JobError> {
-    value
-        .get(key)
-        .and_then(Value::as_str)
-        .ok_or_else(|| JobError::Permanent(format!("the job has no `{key}`")))
 }
 
 impl From<ConnectorError> for JobError {
