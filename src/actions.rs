@@ -3,10 +3,11 @@
 //! transaction. `forfall invoices …` uses it, and so will the creditor API.
 
 use crate::clock::Clock;
+use crate::domain::EventSource;
 use crate::domain::{CreditorId, Invoice, InvoiceId};
 use crate::lifecycle::{Decision, Event, InvoiceState, apply_event, evaluate};
 use crate::rules::policy::Policy;
-use crate::store::{LifecycleUpdate, Store, StoreError};
+use crate::store::{LifecycleUpdate, LoggedEvent, Store, StoreError};
 use crate::sync::reevaluate::lifecycle_update;
 
 /// Attempts at saving while ingest changes the same invoice.
@@ -68,7 +69,8 @@ pub async fn save_decided<T, E: From<StoreError>>(
     .into())
 }
 
-/// Applies `event` to the invoice today; returns the decisions it caused.
+/// Applies `event` to the invoice today, logged as the creditor's (source `api`) among the
+/// invoice's events; returns the decisions it caused.
 pub async fn apply(
     store: &dyn Store,
     clock: &dyn Clock,
@@ -93,14 +95,20 @@ pub async fn apply(
                 .map_err(|e| ActionError::Unusable(e.to_string()))?;
             let mut decisions = apply_event(&policy, &mut state, event, today);
             decisions.extend(evaluate(&policy, &mut state, today));
-            let update = lifecycle_update(
+            let mut update = lifecycle_update(
                 &policy,
                 &stored.connection_id,
                 &state,
                 &decisions,
                 Vec::new(),
+                today,
                 clock.now(),
             );
+            update.logged = Some(LoggedEvent {
+                source: EventSource::Api,
+                kind: event.type_name().to_owned(),
+                change: event.to_json(),
+            });
             Ok((update, decisions))
         },
         clock.now(),

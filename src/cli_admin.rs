@@ -149,6 +149,7 @@ pub async fn creditors(config: &Config, command: CreditorsCommand) -> Result<(),
                         language,
                         policy,
                         email,
+                        partner_id: None,
                     },
                     chrono::Utc::now(),
                 )

@@ -45,6 +45,24 @@ pub struct Config {
     pub day_tick_at: chrono::NaiveTime,
     /// How jobs are retried.
     pub retry: crate::jobs::RetryPolicy,
+    /// Each API key's rate limit.
+    pub api_rate: ApiRate,
+}
+
+/// Each API key's rate limit: a sustained rate and a burst above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for ApiRate {
+    fn default() -> ApiRate {
+        ApiRate {
+            per_second: 25,
+            burst: 50,
+        }
+    }
 }
 
 /// How cases reach the collection agency.
@@ -229,6 +247,18 @@ pub const KEYS: &[Key] = &[
         env: "FORFALL_JOB_BACKOFF_CAP_SECONDS",
         default: "43200",
         meaning: "the retry wait's ceiling never grows beyond this, 1 to 604800",
+    },
+    Key {
+        name: "api_requests_per_second",
+        env: "FORFALL_API_REQUESTS_PER_SECOND",
+        default: "25",
+        meaning: "each API key's sustained request rate (429 with Retry-After beyond it), 1 to 100000",
+    },
+    Key {
+        name: "api_burst",
+        env: "FORFALL_API_BURST",
+        default: "50",
+        meaning: "requests an API key may send at once above its rate, 1 to 100000",
     },
 ];
 
@@ -462,7 +492,13 @@ impl Config {
             )?),
             ..crate::jobs::RetryPolicy::default()
         };
+        let api_rate = ApiRate {
+            per_second: u32::try_from(number("api_requests_per_second", 25, 100_000, 1)?)
+                .unwrap_or(25),
+            burst: u32::try_from(number("api_burst", 50, 100_000, 1)?).unwrap_or(50),
+        };
         Ok(Config {
+            api_rate,
             agency,
             smtp_url,
             mail_from,

@@ -326,6 +326,7 @@ impl Demo {
                     language: Language::Nb,
                     email: Some("faktura@nordlys-bakeri.example".into()),
                     policy: serde_json::json!({}),
+                    partner_id: None,
                 },
                 clock.now(),
             )

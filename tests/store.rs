@@ -75,6 +75,7 @@ async fn creditor(store: &Arc<dyn Store>, name: &str) -> (CreditorId, Connection
                 language: Language::Nb,
                 email: None,
                 policy: serde_json::json!({ "notice_days": 5 }),
+                partner_id: None,
             },
             now(),
         )
@@ -121,6 +122,10 @@ fn update(stage: Stage, next: Option<&str>, jobs: Vec<NewJob>) -> LifecycleUpdat
         }],
         jobs,
         agency_event: None,
+        opt_out: false,
+        dispute: None,
+        on: day("2026-11-16"),
+        logged: None,
     }
 }
 

@@ -1,10 +1,14 @@
 //! The HTTP surface: health, metrics (and, as the API grows, the partner API and webhooks).
 
 pub mod agency_events;
+pub mod auth;
 mod health;
 pub mod hooks;
+pub mod idempotency;
+pub mod json;
 pub mod metrics;
 pub mod problem;
+pub mod v1;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +36,8 @@ pub struct AppState {
     pub agency_secret: Option<forfall_connector::standard_webhooks::Secret>,
     /// Wakes the job workers when a request causes work.
     pub jobs_wake: Arc<tokio::sync::Notify>,
+    /// Each API key's rate limit.
+    pub limits: Arc<auth::Limits>,
     shutting_down: Arc<AtomicBool>,
 }
 
@@ -44,6 +50,7 @@ impl AppState {
             ingest: None,
             agency_secret: None,
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
+            limits: Arc::new(auth::Limits::default()),
             shutting_down: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -72,6 +79,9 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/hooks/{connection}", post(hooks::receive)),
         ("/pipeline/events", post(agency_events::receive)),
     ]
+    .into_iter()
+    .chain(v1::routes())
+    .collect()
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -85,6 +95,14 @@ pub fn router(state: AppState) -> Router {
             router.route(path, handler)
         })
         .fallback(|| async { Problem::not_found() })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::idempotent,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

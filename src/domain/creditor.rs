@@ -4,7 +4,7 @@ use std::str::FromStr;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::ids::CreditorId;
+use super::ids::{CreditorId, PartnerId};
 use super::money::Currency;
 
 /// The countries whose law Forfall knows (see the README's "Policies and simulation").
@@ -118,6 +118,9 @@ pub struct Creditor {
     pub email: Option<String>,
     /// The last civil day the day tick has run for this creditor.
     pub ticked_through: Option<chrono::NaiveDate>,
+    /// The partner that created the creditor and whose API keys reach it; none: only the
+    /// creditor's own keys do.
+    pub partner_id: Option<PartnerId>,
 }
 
 /// What is needed to register a creditor.
@@ -130,6 +133,8 @@ pub struct NewCreditor {
     pub language: Language,
     pub policy: serde_json::Value,
     pub email: Option<String>,
+    /// The partner serving this creditor (see [`Creditor::partner_id`]).
+    pub partner_id: Option<PartnerId>,
 }
 
 pub(crate) mod tz_name {

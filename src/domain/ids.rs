@@ -53,3 +53,23 @@ id_type!(CustomerId, "cust");
 id_type!(InvoiceId, "inv");
 id_type!(CaseId, "case");
 id_type!(JobId, "job");
+id_type!(
+    /// A partner: a collection agency or integrator serving several creditors through the API.
+    PartnerId,
+    "ptr"
+);
+id_type!(
+    /// An API key (the id, not the secret token).
+    ApiKeyId,
+    "key"
+);
+id_type!(
+    /// A partner's (or creditor's) webhook endpoint.
+    EndpointId,
+    "we"
+);
+id_type!(
+    /// An event sent to webhook endpoints.
+    EventId,
+    "evt"
+);

@@ -1,6 +1,7 @@
 //! The canonical model: what Forfall knows about creditors, their customers and invoices, whatever
 //! platform they came from.
 
+mod access;
 mod case;
 mod connection;
 mod creditor;
@@ -11,11 +12,15 @@ mod job;
 mod log;
 mod money;
 
+pub use access::{ApiKey, Owner, Partner, Scopes};
 pub use case::{Case, CaseState, NewCase, PipelineMessage};
 pub use connection::{Connection, ConnectionStatus, SealedCredentials, SyncState};
 pub use creditor::{Country, Creditor, Language, NewCreditor, UnknownCountry};
 pub use customer::{Customer, CustomerFacts, CustomerKind, NationalId, PostalAddress};
-pub use ids::{CaseId, ConnectionId, CreditorId, CustomerId, InvoiceId, JobId};
+pub use ids::{
+    ApiKeyId, CaseId, ConnectionId, CreditorId, CustomerId, EndpointId, EventId, InvoiceId, JobId,
+    PartnerId,
+};
 pub use invoice::{Dispute, Invoice, InvoiceFacts, Stage};
 pub use job::{Job, JobAttempt, JobState, NewJob};
 pub use log::{Decision, EventSource, InvoiceEvent, NewDecision};

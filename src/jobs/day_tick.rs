@@ -181,6 +181,7 @@ impl DayTick {
                 &state,
                 &made,
                 Vec::new(),
+                day,
                 self.clock.now(),
             );
             if made.is_empty() && update.next_action_on == invoice.next_action_on {

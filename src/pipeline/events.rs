@@ -184,7 +184,7 @@ fn decide(
         decisions.extend(apply_event(policy, &mut state, engine_event, today));
         decisions.extend(evaluate(policy, &mut state, today));
     }
-    let mut update = lifecycle_update(policy, connection, &state, &decisions, jobs, now);
+    let mut update = lifecycle_update(policy, connection, &state, &decisions, jobs, today, now);
     update.agency_event = Some(AgencyEventSeen {
         id: event_id.to_owned(),
         case_id: CaseId::from(event.case_id()),

@@ -6,6 +6,7 @@
 //! there is no unscoped query for it. The few cross-tenant operations (claiming jobs, leases, the
 //! list of creditor ids for the day tick) read no creditor data beyond ids.
 
+pub mod api;
 mod postgres;
 mod rows;
 mod sql;
@@ -23,6 +24,7 @@ use crate::domain::{
     NewDecision, NewJob, PipelineMessage, SealedCredentials, Stage,
 };
 
+pub use api::{ApiStore, Idempotency, InvoiceFilter};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -121,6 +123,22 @@ pub struct LifecycleUpdate {
     /// The agency event this update applies: remembered in the same transaction, so a replay of
     /// it is refused with [`StoreError::AlreadyApplied`] and writes nothing.
     pub agency_event: Option<AgencyEventSeen>,
+    /// The creditor's own say as the lifecycle now holds it, mirrored into the invoice's columns
+    /// (which the API's filters read): opted out, and the dispute (`Some(None)`: all of it).
+    pub opt_out: bool,
+    pub dispute: Option<Option<rust_decimal::Decimal>>,
+    /// The civil day of the update: a dispute it opens is dated so.
+    pub on: NaiveDate,
+    /// What a creditor or partner did, logged among the invoice's events beside the decisions.
+    pub logged: Option<LoggedEvent>,
+}
+
+/// An invoice event written with a lifecycle update (source, kind, what it carried).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoggedEvent {
+    pub source: EventSource,
+    pub kind: String,
+    pub change: serde_json::Value,
 }
 
 /// An agency event's id (its `webhook-id`), remembered once applied.
@@ -208,7 +226,7 @@ pub enum JobOutcome {
 /// The one store API. Times are passed in (from the injected clock), never read from the database's
 /// own clock, so that tests and simulations can move through days.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: ApiStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Applies the migrations this binary knows; harmless when the schema is current.

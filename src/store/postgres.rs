@@ -7,6 +7,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
+use super::api::impl_api_store;
 use super::sql::{Dialect, impl_store};
 use super::{Backend, StoreError, StoreOptions, migration_error, redact_url};
 
@@ -112,4 +113,5 @@ impl PostgresStore {
     }
 }
 
+impl_api_store!(PostgresStore);
 impl_store!(PostgresStore, Postgres);

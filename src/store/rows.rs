@@ -11,8 +11,8 @@ use crate::domain::{
     PipelineMessage, SealedCredentials, Stage, SyncState,
 };
 
-pub(super) const CREDITOR_COLUMNS: &str =
-    "id, name, organisation_number, country, time_zone, language, policy, email, ticked_through";
+pub(super) const CREDITOR_COLUMNS: &str = "id, name, organisation_number, country, time_zone, language, policy, email, ticked_through, \
+     partner_id";
 
 pub(super) const INVOICE_COLUMNS: &str = "id, connection_id, customer_id, platform_id, number, \
      customer_platform_id, issued, due, currency, amount_minor, outstanding_minor, \
@@ -45,6 +45,7 @@ pub(super) struct CreditorRow {
     policy: Json<serde_json::Value>,
     email: Option<String>,
     ticked_through: Option<NaiveDate>,
+    partner_id: Option<String>,
 }
 
 impl TryFrom<CreditorRow> for Creditor {
@@ -67,6 +68,7 @@ impl TryFrom<CreditorRow> for Creditor {
             policy: r.policy.0,
             email: r.email,
             ticked_through: r.ticked_through,
+            partner_id: r.partner_id.map(crate::domain::PartnerId),
         })
     }
 }
@@ -254,6 +256,10 @@ impl TryFrom<DecisionRow> for Decision {
         })
     }
 }
+
+pub(super) const JOB_COLUMNS: &str = "id, creditor_id, kind, idempotency_key, payload, state, \
+     attempts, run_after, lease_owner, lease_until, last_error, chain, checkpoint, created_at, \
+     updated_at";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct JobRow {

@@ -47,7 +47,7 @@ macro_rules! impl_store {
             use $crate::store::rows::{
                 self, CREDITOR_COLUMNS, CUSTOMER_COLUMNS, ConnectionRow, CreditorRow, CustomerRow,
                 DecisionRow, EventRow, INVOICE_COLUMNS, InvoiceRow, JobRow, StoredFacts,
-                AttemptRow, CASE_COLUMNS, CaseRow, MESSAGE_COLUMNS, MessageRow,
+                AttemptRow, CASE_COLUMNS, CaseRow, JOB_COLUMNS, MESSAGE_COLUMNS, MessageRow,
             };
             use $crate::store::sql::Dialect;
             use $crate::store::{
@@ -59,9 +59,6 @@ macro_rules! impl_store {
             /// parameters (21 columns × 400 rows).
             const ROWS_PER_STATEMENT: usize = 400;
 
-            const JOB_COLUMNS: &str = "id, creditor_id, kind, idempotency_key, payload, state, \
-                         attempts, run_after, lease_owner, lease_until, last_error, chain, \
-                         checkpoint, created_at, updated_at";
             const CONNECTION_COLUMNS: &str = "id, creditor_id, platform, credentials, \
                          sync_cursor, status, last_error, last_synced_at, sync_pass, sync_in_pass, \
                          sync_full, last_full_sync_at";
@@ -119,11 +116,12 @@ macro_rules! impl_store {
                         policy: new.policy.clone(),
                         email: new.email.clone(),
                         ticked_through: None,
+                        partner_id: new.partner_id.clone(),
                     };
                     sqlx::query(
                         "INSERT INTO creditors (id, name, organisation_number, country, \
-                                 time_zone, language, policy, created_at, email) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                 time_zone, language, policy, created_at, email, partner_id) \
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                     )
                     .bind(creditor.id.as_str())
                     .bind(&creditor.name)
@@ -134,6 +132,7 @@ macro_rules! impl_store {
                     .bind(Json(&creditor.policy))
                     .bind(millis(now))
                     .bind(creditor.email.as_deref())
+                    .bind(creditor.partner_id.as_ref().map(|p| p.as_str()))
                     .execute(&self.pool)
                     .await?;
                     Ok(creditor)
@@ -406,10 +405,14 @@ macro_rules! impl_store {
                     now: DateTime<Utc>,
                 ) -> Result<(), StoreError> {
                     let mut tx = self.begin_write().await?;
-                    let updated = sqlx::query(
+                    let currency: Option<String> = sqlx::query_scalar(
                         "UPDATE invoices SET stage = $4, next_action_on = $5, lifecycle = $6, \
-                                 version = version + 1, updated_at = $7 \
-                                 WHERE creditor_id = $1 AND id = $2 AND version = $3",
+                                 version = version + 1, updated_at = $7, opt_out = $8, \
+                                 dispute_opened_on = CASE WHEN $9 THEN \
+                                   COALESCE(dispute_opened_on, $10) ELSE NULL END, \
+                                 dispute_amount_minor = NULL \
+                                 WHERE creditor_id = $1 AND id = $2 AND version = $3 \
+                                 RETURNING currency",
                     )
                     .bind(creditor.as_str())
                     .bind(invoice.as_str())
@@ -418,9 +421,41 @@ macro_rules! impl_store {
                     .bind(update.next_action_on)
                     .bind(Json(&update.lifecycle))
                     .bind(millis(now))
-                    .execute(&mut *tx)
+                    .bind(update.opt_out)
+                    .bind(update.dispute.is_some())
+                    .bind(update.on)
+                    .fetch_optional(&mut *tx)
                     .await?;
-                    if updated.rows_affected() == 0 {
+                    if let (Some(currency), Some(Some(amount))) = (&currency, update.dispute) {
+                        let currency = currency.parse().map_err(|_| {
+                            StoreError::Invalid(format!("stored currency `{currency}` is unknown"))
+                        })?;
+                        let minor = $crate::domain::Money::new(amount, currency)
+                            .and_then(|money| money.to_minor_units())
+                            .map_err(|e| StoreError::Invalid(e.to_string()))?;
+                        sqlx::query(
+                            "UPDATE invoices SET dispute_amount_minor = $3 \
+                                     WHERE creditor_id = $1 AND id = $2",
+                        )
+                        .bind(creditor.as_str())
+                        .bind(invoice.as_str())
+                        .bind(minor)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if let Some(logged) = &update.logged {
+                        append_event(
+                            &mut tx,
+                            creditor,
+                            invoice,
+                            now,
+                            logged.source,
+                            &logged.kind,
+                            &logged.change,
+                        )
+                        .await?;
+                    }
+                    if currency.is_none() {
                         let exists = invoice_exists_then_roll_back(tx, creditor, invoice).await?;
                         let id = invoice.to_string();
                         return Err(if exists {

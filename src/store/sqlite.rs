@@ -9,6 +9,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
+use super::api::impl_api_store;
 use super::sql::{Dialect, impl_store};
 use super::{Backend, StoreError, StoreOptions, migration_error};
 
@@ -96,4 +97,5 @@ impl SqliteStore {
     }
 }
 
+impl_api_store!(SqliteStore);
 impl_store!(SqliteStore, Sqlite);

@@ -106,6 +106,7 @@ async fn world(
                 language: Language::Nb,
                 email: None,
                 policy: serde_json::json!({}),
+                partner_id: None,
             },
             clock.now(),
         )

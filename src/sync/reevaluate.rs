@@ -84,6 +84,7 @@ impl Decide for Reevaluate<'_> {
             &state,
             &decisions,
             extra_jobs,
+            self.today,
             self.now,
         ))
     }
@@ -113,6 +114,7 @@ pub fn lifecycle_update(
     state: &InvoiceState,
     decisions: &[Decision],
     extra_jobs: Vec<NewJob>,
+    on: chrono::NaiveDate,
     now: chrono::DateTime<chrono::Utc>,
 ) -> LifecycleUpdate {
     let mut jobs = extra_jobs;
@@ -132,6 +134,10 @@ pub fn lifecycle_update(
             .collect(),
         jobs,
         agency_event: None,
+        opt_out: state.facts.opt_out,
+        dispute: state.facts.dispute.map(|dispute| dispute.amount),
+        on,
+        logged: None,
     }
 }
 

@@ -65,6 +65,7 @@ pub async fn world_with(
                 language: Language::Nb,
                 email: Some("faktura@nordlys.example".into()),
                 policy: serde_json::json!({}),
+                partner_id: None,
             },
             clock.now(),
         )

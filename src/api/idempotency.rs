@@ -1,0 +1,141 @@
+//! `Idempotency-Key` on `/v1` POSTs, per API key: the same key with the same request returns the
+//! first response (with `Idempotent-Replayed: true`); the same key with a different request is
+//! 422; while the first is still being answered, 409. A first answer of 5xx is not kept, so
+//! a retry with the same key runs again.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sha2::Digest as _;
+
+use super::AppState;
+use super::auth::Caller;
+use super::json::MAX_BODY;
+use super::problem::Problem;
+use crate::store::Idempotency;
+
+pub const HEADER: &str = "idempotency-key";
+pub const REPLAYED: &str = "idempotent-replayed";
+const POINTER: &str = "/headers/Idempotency-Key";
+/// The largest response kept for replay.
+const MAX_RESPONSE: usize = 8 * 1024 * 1024;
+
+pub async fn idempotent(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if request.method() != Method::POST || !request.uri().path().starts_with("/v1/") {
+        return next.run(request).await;
+    }
+    let Some(value) = request.headers().get(HEADER) else {
+        return next.run(request).await;
+    };
+    let Some(caller) = request.extensions().get::<Caller>().cloned() else {
+        return next.run(request).await;
+    };
+    let key = match value.to_str() {
+        Ok(key) if (1..=255).contains(&key.len()) => key.to_owned(),
+        _ => {
+            return Problem::field(POINTER, "must be 1 to 255 visible ASCII characters")
+                .into_response();
+        }
+    };
+    let (parts, body) = request.into_parts();
+    let bytes = match to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return Problem::bad_request(format!("the body cannot be read: {e}")).into_response();
+        }
+    };
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(parts.method.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(parts.uri.path().as_bytes());
+    hasher.update(b"?");
+    hasher.update(parts.uri.query().unwrap_or_default().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(&bytes);
+    let request_hash: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let now = state.clock.now();
+    let reused = || {
+        Problem::field(
+            POINTER,
+            "this key was used for a different request; use a new key for a new request",
+        )
+        .into_response()
+    };
+    match state
+        .store
+        .begin_idempotent(&caller.key, &key, &request_hash, now)
+        .await
+    {
+        Err(e) => Problem::from(e).into_response(),
+        Ok(Idempotency::InProgress {
+            request_hash: first,
+        }) if first != request_hash => reused(),
+        Ok(Idempotency::InProgress { .. }) => Problem::conflict(
+            "a request with this Idempotency-Key is still being answered; retry in a moment",
+        )
+        .into_response(),
+        Ok(Idempotency::Answered {
+            request_hash: first,
+            ..
+        }) if first != request_hash => reused(),
+        Ok(Idempotency::Answered {
+            status,
+            content_type,
+            body,
+            ..
+        }) => {
+            let mut response =
+                (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
+            if let Ok(value) = HeaderValue::from_str(&content_type) {
+                response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
+            response
+                .headers_mut()
+                .insert(REPLAYED, HeaderValue::from_static("true"));
+            response
+        }
+        Ok(Idempotency::Started) => {
+            let request = Request::from_parts(parts, Body::from(bytes));
+            let response = next.run(request).await;
+            let (parts, body) = response.into_parts();
+            let bytes = match to_bytes(body, MAX_RESPONSE).await {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    let _ = state.store.forget_idempotent(&caller.key, &key).await;
+                    return Problem::internal(&e).into_response();
+                }
+            };
+            let text = std::str::from_utf8(&bytes).ok();
+            let outcome = match text {
+                Some(text) if !parts.status.is_server_error() => {
+                    let content_type = parts
+                        .headers
+                        .get(header::CONTENT_TYPE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("application/json");
+                    state
+                        .store
+                        .finish_idempotent(
+                            &caller.key,
+                            &key,
+                            parts.status.as_u16(),
+                            content_type,
+                            text,
+                        )
+                        .await
+                }
+                _ => state.store.forget_idempotent(&caller.key, &key).await,
+            };
+            if let Err(e) = outcome {
+                tracing::error!(error = %e, "could not record an idempotent response");
+            }
+            Response::from_parts(parts, Body::from(bytes))
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Reading request bodies and query strings: a JSON body that does not fit answers 400 (not
+//! JSON at all) or 422 with a JSON pointer to the field at fault; never axum's plain-text
+//! rejections.
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use super::problem::Problem;
+
+/// The largest JSON body the API reads.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A JSON request body.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|mime| {
+                let mime = mime.trim();
+                mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+            });
+        if json == Some(false) {
+            return Err(Problem::new(
+                axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+            )
+            .with_detail("send the body as application/json"));
+        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| Problem::bad_request(format!("the body cannot be read: {e}")))?;
+        if bytes.len() > MAX_BODY {
+            return Err(Problem::bad_request(format!(
+                "the body is larger than {MAX_BODY} bytes"
+            )));
+        }
+        parse(&bytes).map(Body)
+    }
+}
+
+/// Parses JSON into `T`, naming the field at fault.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(value) => {
+            deserializer
+                .end()
+                .map_err(|e| Problem::bad_request(format!("the body is not JSON: {e}")))?;
+            Ok(value)
+        }
+        Err(e) => {
+            let pointer = pointer(e.path());
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                Err(Problem::bad_request(format!(
+                    "the body is not JSON: {inner}"
+                )))
+            } else {
+                Err(Problem::field(pointer, strip_position(&inner.to_string())))
+            }
+        }
+    }
+}
+
+/// A serde path (`policy.notice_days`, `items[2]`) as a JSON pointer (`/policy/notice_days`).
+fn pointer(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path.iter() {
+        out.push('/');
+        match segment {
+            Segment::Seq { index } => out.push_str(&index.to_string()),
+            Segment::Map { key } => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Enum { variant } => out.push_str(variant),
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
+/// serde_json's messages end in " at line 1 column 42": noise for a field error.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// A query string; a parameter that does not fit answers 422 naming it (`/query/<name>`).
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Problem> {
+        let query = parts.uri.query().unwrap_or_default();
+        let deserializer =
+            serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(deserializer)
+            .map(Query)
+            .map_err(|e| {
+                let name = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                if name == "." || name.is_empty() {
+                    Problem::bad_request(format!("the query string is not valid: {inner}"))
+                } else {
+                    Problem::field(format!("/query/{name}"), inner)
+                }
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        items: Vec<Inner>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        amount: u32,
+    }
+
+    #[test]
+    fn a_wrong_field_is_named_by_its_json_pointer() {
+        let problem =
+            parse::<Outer>(br#"{"name":"x","items":[{"amount":1},{"amount":"no"}]}"#).unwrap_err();
+        assert_eq!(problem.status, 422);
+        assert_eq!(problem.errors[0].pointer, "/items/1/amount");
+        assert!(!problem.errors[0].detail.contains("line"));
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_a_bad_request() {
+        assert_eq!(parse::<Outer>(b"{not json").unwrap_err().status, 400);
+        assert_eq!(parse::<Value>(b"{} trailing").unwrap_err().status, 400);
+    }
+}

@@ -1,0 +1,317 @@
+//! `/v1/creditors`: create (partner keys), list, get and update. A policy is validated exactly as
+//! `forfall simulate` validates it, and a bad one is answered with the key at fault.
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Page, page_limit};
+use crate::api::AppState;
+use crate::api::auth::Caller;
+use crate::api::json::{Body, Query};
+use crate::api::problem::{FieldError, Problem};
+use crate::domain::{Country, Creditor, CreditorId, Language, NewCreditor, Owner};
+use crate::rules::policy::Policy;
+
+/// A creditor as the API shows it.
+pub fn creditor_json(creditor: &Creditor) -> Value {
+    json!({
+        "id": creditor.id,
+        "name": creditor.name,
+        "organisation_number": creditor.organisation_number,
+        "country": creditor.country.code(),
+        "time_zone": creditor.time_zone.name(),
+        "language": creditor.language.as_str(),
+        "email": creditor.email,
+        "policy": creditor.policy,
+        "partner_id": creditor.partner_id,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCreditor {
+    name: String,
+    organisation_number: String,
+    country: String,
+    #[serde(default)]
+    time_zone: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    policy: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCreditor {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    country: Option<String>,
+    #[serde(default)]
+    time_zone: Option<String>,
+    #[serde(default)]
+    language: Option<String>,
+    /// `null` removes the address.
+    #[serde(default, with = "double_option")]
+    email: Option<Option<String>>,
+    #[serde(default)]
+    policy: Option<Value>,
+}
+
+/// Tells a field that is absent from one that is `null`.
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+/// Every field error of a creditor's settings at once.
+#[derive(Default)]
+struct Check(Vec<FieldError>);
+
+impl Check {
+    fn fail(&mut self, pointer: &str, detail: impl Into<String>) {
+        self.0.push(FieldError {
+            pointer: pointer.into(),
+            detail: detail.into(),
+        });
+    }
+
+    fn text(&mut self, pointer: &str, value: &str, max: usize) {
+        if value.trim().is_empty() {
+            self.fail(pointer, "must not be empty");
+        } else if value.chars().count() > max {
+            self.fail(pointer, format!("must be at most {max} characters"));
+        }
+    }
+
+    fn country(&mut self, value: &str) -> Option<Country> {
+        value
+            .parse::<Country>()
+            .map_err(|e| self.fail("/country", e.to_string()))
+            .ok()
+    }
+
+    fn time_zone(&mut self, value: &str) -> Option<chrono_tz::Tz> {
+        value
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| {
+                self.fail(
+                    "/time_zone",
+                    format!("`{value}` is not an IANA time zone such as Europe/Oslo"),
+                )
+            })
+            .ok()
+    }
+
+    fn language(&mut self, value: &str) -> Option<Language> {
+        let language = Language::parse(value);
+        if language.is_none() {
+            self.fail("/language", format!("`{value}` is not nb or en"));
+        }
+        language
+    }
+
+    fn email(&mut self, value: &str) {
+        let valid = value.len() <= 254
+            && value
+                .split_once('@')
+                .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'))
+            && !value.chars().any(char::is_whitespace);
+        if !valid {
+            self.fail("/email", "is not an e-mail address");
+        }
+    }
+
+    fn policy(&mut self, value: &Value) {
+        if let Err(e) = Policy::from_json(value) {
+            self.fail(&policy_pointer(&e.path), e.message);
+        }
+    }
+
+    fn done(self) -> Result<(), Problem> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::validation(self.0))
+        }
+    }
+}
+
+/// `policy.weekly_list.cutoff_weekday` or `policy.x[2]` → `/policy/weekly_list/cutoff_weekday`.
+pub fn policy_pointer(path: &str) -> String {
+    let mut pointer = String::new();
+    for part in path.split('.') {
+        let (name, rest) = part.split_once('[').unwrap_or((part, ""));
+        pointer.push('/');
+        pointer.push_str(name);
+        for index in rest.split('[') {
+            let index = index.trim_end_matches(']');
+            if !index.is_empty() {
+                pointer.push('/');
+                pointer.push_str(index);
+            }
+        }
+    }
+    pointer
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Body(body): Body<CreateCreditor>,
+) -> Result<Response, Problem> {
+    let Owner::Partner(partner) = &caller.owner else {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "partner-only",
+            "Only a partner creates creditors",
+        )
+        .with_detail("a creditor's key cannot create other creditors"));
+    };
+    let mut check = Check::default();
+    check.text("/name", &body.name, 200);
+    check.text("/organisation_number", &body.organisation_number, 40);
+    let country = check.country(&body.country);
+    let time_zone = body.time_zone.as_deref().and_then(|tz| check.time_zone(tz));
+    let language = body
+        .language
+        .as_deref()
+        .map_or(Some(Language::default()), |l| check.language(l));
+    if let Some(email) = &body.email {
+        check.email(email);
+    }
+    let policy = body.policy.unwrap_or_else(|| json!({}));
+    check.policy(&policy);
+    check.done()?;
+    let (Some(country), Some(language)) = (country, language) else {
+        return Err(Problem::bad_request(
+            "the creditor's settings are not valid",
+        ));
+    };
+    let creditor = state
+        .store
+        .create_creditor(
+            &NewCreditor {
+                name: body.name.trim().to_owned(),
+                organisation_number: body.organisation_number.trim().to_owned(),
+                country,
+                time_zone,
+                language,
+                policy,
+                email: body.email,
+                partner_id: Some(partner.clone()),
+            },
+            state.clock.now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(creditor_json(&creditor))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    cursor: Option<String>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<Page>, Problem> {
+    let limit = page_limit(query.limit)?;
+    let after = query.cursor.map(CreditorId);
+    let creditors = state
+        .store
+        .creditors_of(&caller.owner, after.as_ref(), limit + 1)
+        .await?;
+    Ok(axum::Json(Page::of(
+        creditors,
+        limit,
+        |c| c.id.to_string(),
+        creditor_json,
+    )))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(creditor): Path<String>,
+) -> Result<axum::Json<Value>, Problem> {
+    let creditor = caller.creditor(&state, &creditor).await?;
+    Ok(axum::Json(creditor_json(&creditor)))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(creditor): Path<String>,
+    Body(body): Body<UpdateCreditor>,
+) -> Result<axum::Json<Value>, Problem> {
+    let mut creditor = caller.creditor(&state, &creditor).await?;
+    let mut check = Check::default();
+    if let Some(name) = &body.name {
+        check.text("/name", name, 200);
+    }
+    let country = body.country.as_deref().and_then(|c| check.country(c));
+    let time_zone = body.time_zone.as_deref().and_then(|tz| check.time_zone(tz));
+    let language = body.language.as_deref().and_then(|l| check.language(l));
+    if let Some(Some(email)) = &body.email {
+        check.email(email);
+    }
+    if let Some(policy) = &body.policy {
+        check.policy(policy);
+    }
+    check.done()?;
+    if let Some(name) = body.name {
+        creditor.name = name.trim().to_owned();
+    }
+    if let Some(country) = country {
+        creditor.country = country;
+    }
+    if let Some(time_zone) = time_zone {
+        creditor.time_zone = time_zone;
+    }
+    if let Some(language) = language {
+        creditor.language = language;
+    }
+    if let Some(email) = body.email {
+        creditor.email = email;
+    }
+    if let Some(policy) = body.policy {
+        creditor.policy = policy;
+    }
+    if !state.store.update_creditor(&creditor).await? {
+        return Err(Problem::not_found());
+    }
+    Ok(axum::Json(creditor_json(&creditor)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_policy_path_becomes_a_json_pointer() {
+        assert_eq!(policy_pointer("policy.notice_days"), "/policy/notice_days");
+        assert_eq!(
+            policy_pointer("policy.weekly_list.cutoff"),
+            "/policy/weekly_list/cutoff"
+        );
+        assert_eq!(policy_pointer("policy.x[2]"), "/policy/x/2");
+    }
+}

@@ -1,0 +1,87 @@
+//! Dead letters: jobs of the caller's creditors that failed for good, with their last error and
+//! attempts, and putting one back in the queue.
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::api::AppState;
+use crate::api::auth::Caller;
+use crate::api::json::Query;
+use crate::api::problem::Problem;
+use crate::domain::{Job, JobAttempt, JobId, JobState};
+
+fn job_json(job: &Job, attempts: &[JobAttempt]) -> Value {
+    json!({
+        "id": job.id,
+        "creditor_id": job.creditor_id,
+        "kind": job.kind,
+        "idempotency_key": job.idempotency_key,
+        "state": job.state.as_str(),
+        "attempts": job.attempts,
+        "last_error": job.last_error,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "history": attempts.iter().map(|a| json!({
+            "attempt": a.attempt,
+            "finished_at": a.finished_at,
+            "outcome": a.outcome,
+            "error": a.error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<ListQuery>,
+) -> Result<axum::Json<Value>, Problem> {
+    let limit = super::page_limit(query.limit)?;
+    let jobs = state
+        .store
+        .jobs_of(&caller.owner, Some(JobState::Dead), limit)
+        .await?;
+    let mut data = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let attempts = state.store.job_attempts(&job.id).await?;
+        data.push(job_json(job, &attempts));
+    }
+    Ok(axum::Json(json!({ "data": data, "next_cursor": null })))
+}
+
+/// Puts a dead letter back in the queue with a fresh count of attempts.
+pub async fn retry(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(job): Path<String>,
+) -> Result<axum::Json<Value>, Problem> {
+    let id = JobId::from(job.as_str());
+    let not_found = || Problem::not_found().with_detail(format!("no dead letter {job}"));
+    let found = state.store.job(&id).await?.ok_or_else(not_found)?;
+    let creditor = state
+        .store
+        .creditor(&found.creditor_id)
+        .await?
+        .filter(|c| caller.reaches(c))
+        .ok_or_else(not_found)?;
+    if found.state != JobState::Dead {
+        return Err(Problem::conflict(format!(
+            "job {job} is {}, not dead",
+            found.state.as_str()
+        )));
+    }
+    state.store.retry_job(&id, state.clock.now()).await?;
+    state.jobs_wake.notify_one();
+    let job = state.store.job(&id).await?.ok_or_else(not_found)?;
+    let attempts = state.store.job_attempts(&id).await?;
+    let _ = creditor;
+    Ok(axum::Json(job_json(&job, &attempts)))
+}

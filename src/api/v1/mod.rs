@@ -1,0 +1,114 @@
+//! The partner and creditor API under `/v1`: every route needs an API key (see
+//! [`crate::api::auth`]); a route with a creditor in its path answers 404 for a creditor the key
+//! does not reach. Lists are pages of `data` with a `next_cursor`.
+
+pub mod creditors;
+pub mod dead_letters;
+pub mod invoices;
+pub mod pipeline;
+
+use axum::routing::{MethodRouter, get, post};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::AppState;
+use super::problem::Problem;
+
+/// Items per page unless `limit` says otherwise, and the most it may say.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+pub fn page_limit(limit: Option<u32>) -> Result<u32, Problem> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+        Some(_) => Err(Problem::field(
+            "/query/limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        )),
+    }
+}
+
+/// One page of a list.
+#[derive(Debug, Serialize)]
+pub struct Page {
+    pub data: Vec<Value>,
+    /// Pass as `cursor` for the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+impl Page {
+    /// `items` was fetched with `limit + 1`: the extra one says there is a next page.
+    pub fn of<T>(
+        mut items: Vec<T>,
+        limit: u32,
+        cursor: impl Fn(&T) -> String,
+        render: impl Fn(&T) -> Value,
+    ) -> Page {
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        Page {
+            next_cursor: if more {
+                items.last().map(&cursor)
+            } else {
+                None
+            },
+            data: items.iter().map(render).collect(),
+        }
+    }
+}
+
+pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        (
+            "/v1/creditors",
+            post(creditors::create).get(creditors::list),
+        ),
+        (
+            "/v1/creditors/{creditor}",
+            get(creditors::get).patch(creditors::update),
+        ),
+        ("/v1/creditors/{creditor}/invoices", get(invoices::list)),
+        (
+            "/v1/creditors/{creditor}/invoices/{invoice}",
+            get(invoices::get),
+        ),
+        (
+            "/v1/creditors/{creditor}/invoices/{invoice}/opt-out",
+            post(invoices::opt_out),
+        ),
+        (
+            "/v1/creditors/{creditor}/invoices/{invoice}/opt-in",
+            post(invoices::opt_in),
+        ),
+        (
+            "/v1/creditors/{creditor}/invoices/{invoice}/stop",
+            post(invoices::stop),
+        ),
+        (
+            "/v1/creditors/{creditor}/invoices/{invoice}/dispute",
+            post(invoices::dispute),
+        ),
+        (
+            "/v1/creditors/{creditor}/invoices/{invoice}/dispute/resolve",
+            post(invoices::resolve_dispute),
+        ),
+        (
+            "/v1/creditors/{creditor}/invoices/{invoice}/direct-payment",
+            post(invoices::direct_payment),
+        ),
+        (
+            "/v1/creditors/{creditor}/customers/{customer}/opt-out",
+            post(invoices::customer_opt_out),
+        ),
+        (
+            "/v1/creditors/{creditor}/customers/{customer}/opt-in",
+            post(invoices::customer_opt_in),
+        ),
+        ("/v1/creditors/{creditor}/audit", get(invoices::audit)),
+        ("/v1/pipeline/messages", get(pipeline::list)),
+        ("/v1/pipeline/messages/{message}/ack", post(pipeline::ack)),
+        ("/v1/dead-letters", get(dead_letters::list)),
+        ("/v1/dead-letters/{job}/retry", post(dead_letters::retry)),
+    ]
+}
