@@ -5,13 +5,17 @@ use std::time::Instant;
 
 use forfall::clock::SystemClock;
 use forfall::config::Config;
-use forfall::domain::{ConnectionId, Country, CreditorId, Language, NewCreditor};
+use forfall::domain::{
+    ApiKeyId, ConnectionId, Country, CreditorId, Language, NewCreditor, Owner, PartnerId, Scopes,
+};
 use forfall::store::{self, Store};
 use forfall::sync::connections::{ConnectionSecrets, Connectors, PLATFORMS};
 use forfall::sync::{Ingest, SyncError};
 use forfall_connector::client::HttpSettings;
 
-use crate::{ConnectionsCommand, CreditorsCommand, Failure, JobsCommand, emit};
+use crate::{
+    ConnectionsCommand, CreditorsCommand, Failure, JobsCommand, KeysCommand, PartnersCommand, emit,
+};
 
 /// The ingest service for this configuration.
 pub fn ingest(config: &Config, store: Arc<dyn Store>) -> Arc<Ingest> {
@@ -109,6 +113,7 @@ pub async fn creditors(config: &Config, command: CreditorsCommand) -> Result<(),
             language,
             policy,
             email,
+            partner,
         } => {
             if let Some(email) = &email
                 && !looks_like_email(email)
@@ -139,6 +144,18 @@ pub async fn creditors(config: &Config, command: CreditorsCommand) -> Result<(),
                 None => serde_json::json!({}),
             };
             let store = open_store(config).await?;
+            let partner_id = match partner {
+                Some(id) => Some(
+                    store
+                        .partner(&PartnerId::from(id.as_str()))
+                        .await?
+                        .ok_or_else(|| {
+                            Failure::BadInput(format!("--partner {id:?}: no such partner"))
+                        })?
+                        .id,
+                ),
+                None => None,
+            };
             let creditor = store
                 .create_creditor(
                     &NewCreditor {
@@ -149,7 +166,7 @@ pub async fn creditors(config: &Config, command: CreditorsCommand) -> Result<(),
                         language,
                         policy,
                         email,
-                        partner_id: None,
+                        partner_id,
                     },
                     chrono::Utc::now(),
                 )
@@ -400,4 +417,88 @@ pub async fn jobs(config: &Config, command: JobsCommand) -> Result<(), Failure> 
     };
     store.close().await;
     result
+}
+
+pub async fn partners(config: &Config, command: PartnersCommand) -> Result<(), Failure> {
+    match command {
+        PartnersCommand::Add { name } => {
+            if name.trim().is_empty() {
+                return Err(Failure::BadInput("--name: must not be empty".into()));
+            }
+            let store = open_store(config).await?;
+            let partner = store
+                .create_partner(name.trim(), chrono::Utc::now())
+                .await?;
+            store.close().await;
+            emit(&format!("{}\n", partner.id))
+        }
+    }
+}
+
+pub async fn keys(config: &Config, command: KeysCommand) -> Result<(), Failure> {
+    match command {
+        KeysCommand::Create {
+            partner,
+            creditor,
+            scopes,
+            label,
+        } => {
+            let scopes =
+                Scopes::parse(&scopes).map_err(|e| Failure::BadInput(format!("--scopes: {e}")))?;
+            let owner = match (partner, creditor) {
+                (Some(partner), None) => Owner::Partner(PartnerId::from(partner.as_str())),
+                (None, Some(creditor)) => Owner::Creditor(CreditorId::from(creditor.as_str())),
+                _ => {
+                    return Err(Failure::BadInput(
+                        "give exactly one of --partner and --creditor".into(),
+                    ));
+                }
+            };
+            let store = open_store(config).await?;
+            let (token, hash) = forfall::api::auth::new_token();
+            let key = store
+                .create_api_key(&owner, scopes, label.as_deref(), &hash, chrono::Utc::now())
+                .await?;
+            store.close().await;
+            emit(&format!(
+                "{}\t{token}\n# the token is shown only now: keep it (Forfall stores only its hash)\n",
+                key.id
+            ))
+        }
+        KeysCommand::List => {
+            let store = open_store(config).await?;
+            let keys = store.api_keys().await?;
+            store.close().await;
+            let mut out = String::new();
+            for key in keys {
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\n",
+                    key.id,
+                    key.owner,
+                    key.scopes.as_text(),
+                    key.created_at.format("%Y-%m-%d %H:%M"),
+                    key.revoked_at.map_or("live".to_owned(), |at| format!(
+                        "revoked {}",
+                        at.format("%Y-%m-%d %H:%M")
+                    )),
+                    key.label.unwrap_or_default(),
+                ));
+            }
+            emit(&out)
+        }
+        KeysCommand::Revoke { id } => {
+            let store = open_store(config).await?;
+            let revoked = store
+                .revoke_api_key(&ApiKeyId::from(id.as_str()), chrono::Utc::now())
+                .await?;
+            store.close().await;
+            if revoked {
+                emit(&format!("{id} revoked\n"))
+            } else {
+                Err(Failure::BadInput(format!(
+                    "{id}: no live key by that id (unknown or already revoked)"
+                )))
+            }
+        }
+    }
 }

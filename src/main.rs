@@ -83,6 +83,12 @@ enum Command {
     /// The outbox's jobs: what is waiting, what failed for good, and putting it back.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Partners: collection agencies and integrators serving creditors through the API.
+    #[command(subcommand)]
+    Partners(PartnersCommand),
+    /// API keys: bearer tokens for the partner and creditor API (`/v1`).
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Run a faithful fake of a platform on loopback, for tests and demos, until Ctrl-C.
     #[cfg(feature = "fake")]
     #[command(subcommand)]
@@ -111,6 +117,43 @@ enum JobsCommand {
 }
 
 #[derive(Subcommand)]
+enum PartnersCommand {
+    /// Add a partner; prints its id.
+    Add {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for a partner (reaching the creditors it serves) or for one creditor; prints
+    /// the token once (only its hash is kept).
+    Create {
+        /// The partner's id (ptr_…).
+        #[arg(
+            long,
+            conflicts_with = "creditor",
+            required_unless_present = "creditor"
+        )]
+        partner: Option<String>,
+        /// The creditor's id (cred_…).
+        #[arg(long)]
+        creditor: Option<String>,
+        /// `read`, `write` or `read,write`.
+        #[arg(long, default_value = "read,write")]
+        scopes: String,
+        /// A note to recognise the key by.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Every key: id, owner, scopes, created, revoked.
+    List,
+    /// Revoke a key at once.
+    Revoke { id: String },
+}
+
+#[derive(Subcommand)]
 enum CreditorsCommand {
     /// Add a creditor; prints its id.
     Add {
@@ -134,6 +177,9 @@ enum CreditorsCommand {
         /// Where the creditor's e-mails go (warnings, transfer notices, alerts).
         #[arg(long)]
         email: Option<String>,
+        /// The partner serving this creditor (ptr_…): its API keys reach the creditor.
+        #[arg(long)]
+        partner: Option<String>,
     },
 }
 
@@ -364,6 +410,8 @@ fn main() -> ExitCode {
             Command::Connections(command) => cli_admin::connections(&config, command).await,
             Command::Sync { connection, full } => cli_admin::sync(&config, &connection, full).await,
             Command::Jobs(command) => cli_admin::jobs(&config, command).await,
+            Command::Partners(command) => cli_admin::partners(&config, command).await,
+            Command::Keys(command) => cli_admin::keys(&config, command).await,
             // Answered before any configuration is read (see above).
             _ => Ok(()),
         }
@@ -591,6 +639,7 @@ async fn serve(config: &Config) -> Result<(), Failure> {
     let background = forfall::server::Background {
         workers: Some(workers),
         agency_secret: config.agency.secret.clone(),
+        api_rate: config.api_rate,
         ingest: Some(ingest),
         poll: config
             .poll_interval

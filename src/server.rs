@@ -46,6 +46,8 @@ pub struct Background {
     pub workers: Option<crate::jobs::workers::Workers>,
     /// The agency's secret, which signs its events (`POST /pipeline/events`).
     pub agency_secret: Option<forfall_connector::standard_webhooks::Secret>,
+    /// Each API key's rate limit.
+    pub api_rate: crate::config::ApiRate,
 }
 
 pub async fn serve(
@@ -61,6 +63,7 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut workers = Vec::new();
     state.agency_secret = background.agency_secret;
+    state.limits = Arc::new(api::auth::Limits::new(background.api_rate));
     if let Some(act) = background.workers {
         state.jobs_wake = act.runner.wake.clone();
         // Days missed while the gateway was down are caught up before anything else runs.

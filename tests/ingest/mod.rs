@@ -168,6 +168,7 @@ impl Gateway {
                     poll: None,
                     workers: None,
                     agency_secret,
+                    ..Default::default()
                 },
             )
             .await
