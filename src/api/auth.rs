@@ -59,7 +59,9 @@ impl Caller {
             .await
             .map_err(Problem::from)?
             .filter(|creditor| self.reaches(creditor))
-            .ok_or_else(|| Problem::not_found().with_detail(format!("no creditor {id}")))?;
+            .ok_or_else(|| {
+                Problem::not_found().with_detail("no creditor by that id for this key")
+            })?;
         Ok(creditor)
     }
 

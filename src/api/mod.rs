@@ -95,6 +95,9 @@ pub fn router(state: AppState) -> Router {
             router.route(path, handler)
         })
         .fallback(|| async { Problem::not_found() })
+        .layer(axum::middleware::map_response(
+            method_not_allowed_as_problem,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotent,
@@ -108,4 +111,26 @@ pub fn router(state: AppState) -> Router {
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// The router's own 405 has no body: answer it as a problem too (keeping `Allow`).
+async fn method_not_allowed_as_problem(
+    response: axum::response::Response,
+) -> axum::response::Response {
+    if response.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED
+        || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let allow = response.headers().get(header::ALLOW).cloned();
+    let mut problem = Problem::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+    )
+    .into_response();
+    if let Some(allow) = allow {
+        problem.headers_mut().insert(header::ALLOW, allow);
+    }
+    problem
 }

@@ -284,15 +284,15 @@ macro_rules! impl_api_store {
                     hash: &str,
                     now: DateTime<Utc>,
                 ) -> Result<ApiKey, StoreError> {
-                    let exists: Option<i64> = match owner {
+                    let exists: Option<String> = match owner {
                         Owner::Partner(id) => {
-                            sqlx::query_scalar("SELECT 1 FROM partners WHERE id = $1")
+                            sqlx::query_scalar("SELECT id FROM partners WHERE id = $1")
                                 .bind(id.as_str())
                                 .fetch_optional(&self.pool)
                                 .await?
                         }
                         Owner::Creditor(id) => {
-                            sqlx::query_scalar("SELECT 1 FROM creditors WHERE id = $1")
+                            sqlx::query_scalar("SELECT id FROM creditors WHERE id = $1")
                                 .bind(id.as_str())
                                 .fetch_optional(&self.pool)
                                 .await?

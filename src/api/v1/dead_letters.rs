@@ -64,7 +64,7 @@ pub async fn retry(
     Path(job): Path<String>,
 ) -> Result<axum::Json<Value>, Problem> {
     let id = JobId::from(job.as_str());
-    let not_found = || Problem::not_found().with_detail(format!("no dead letter {job}"));
+    let not_found = || Problem::not_found().with_detail("no dead letter by that id for this key");
     let found = state.store.job(&id).await?.ok_or_else(not_found)?;
     let creditor = state
         .store

@@ -145,7 +145,7 @@ async fn find_invoice(state: &AppState, creditor: &Creditor, id: &str) -> Result
         .store
         .invoice(&creditor.id, &InvoiceId::from(id))
         .await?
-        .ok_or_else(|| Problem::not_found().with_detail(format!("no invoice {id}")))
+        .ok_or_else(|| Problem::not_found().with_detail("no invoice by that id for this creditor"))
 }
 
 async fn timeline(
@@ -394,11 +394,11 @@ async fn act(
 
 fn action_problem(e: ActionError) -> Problem {
     match e {
-        ActionError::UnknownCreditor(id) => {
-            Problem::not_found().with_detail(format!("no creditor {id}"))
+        ActionError::UnknownCreditor(_) => {
+            Problem::not_found().with_detail("no creditor by that id for this key")
         }
-        ActionError::UnknownInvoice(id) => {
-            Problem::not_found().with_detail(format!("no invoice {id}"))
+        ActionError::UnknownInvoice(_) => {
+            Problem::not_found().with_detail("no invoice by that id for this creditor")
         }
         ActionError::Unusable(why) => {
             Problem::conflict(format!("the invoice cannot be evaluated as stored: {why}"))
@@ -425,7 +425,7 @@ async fn act_on_customer(
         .await?
         .is_none()
     {
-        return Err(Problem::not_found().with_detail(format!("no customer {customer}")));
+        return Err(Problem::not_found().with_detail("no customer by that id for this creditor"));
     }
     state
         .store

@@ -59,7 +59,7 @@ pub async fn ack(
     Extension(caller): Extension<Caller>,
     Path(message): Path<String>,
 ) -> Result<axum::Json<Value>, Problem> {
-    let not_found = || Problem::not_found().with_detail(format!("no message {message}"));
+    let not_found = || Problem::not_found().with_detail("no message by that id for this key");
     if state
         .store
         .message_creditor(&caller.owner, &message)

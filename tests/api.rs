@@ -1,0 +1,816 @@
+//! The partner and creditor API (`/v1`) through HTTP on both backends: keys and scopes, rate
+//! limits, idempotency, creditors, pull mode, and tenant isolation over every route
+//! `openapi.yaml` describes.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use forfall::clock::SystemClock;
+use forfall::config::ApiRate;
+use forfall::domain::{
+    ConnectionId, Country, Currency, CustomerFacts, CustomerKind, EventSource, InvoiceFacts,
+    Language, Money, NewCase, NewCreditor, NewJob, Owner, Scopes, SealedCredentials,
+};
+use forfall::store::Store;
+use reqwest::StatusCode;
+use rust_decimal::Decimal;
+use serde_json::{Value, json};
+
+on_both_backends!(
+    a_request_without_a_live_key_is_401_and_a_read_key_cannot_write,
+    a_key_over_its_rate_is_told_when_to_retry,
+    an_idempotency_key_replays_the_first_answer_and_refuses_another_request,
+    a_partner_creates_lists_and_updates_its_creditors_and_a_bad_policy_names_its_key,
+    an_opt_out_through_the_api_is_logged_filtered_and_reversible,
+    pull_mode_offers_a_message_until_it_is_acknowledged,
+    every_route_answers_another_tenant_as_if_nothing_were_there,
+);
+
+struct Server {
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(store: Arc<dyn Store>, api_rate: ApiRate) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            forfall::server::serve(
+                listener,
+                store,
+                Arc::new(SystemClock),
+                "api-test".into(),
+                Duration::from_secs(5),
+                async {
+                    let _ = stopped.await;
+                },
+                forfall::server::Background {
+                    api_rate,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("serve");
+        });
+        Server { base, stop, done }
+    }
+
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.done.await.unwrap();
+    }
+}
+
+/// Generous enough that no test but the rate-limit one meets it.
+const UNLIMITED: ApiRate = ApiRate {
+    per_second: 10_000,
+    burst: 10_000,
+};
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+fn day(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// One tenant: a partner with a creditor holding a connection, a customer, an overdue invoice, a
+/// case message waiting to be pulled and a dead letter; keys for the partner and the creditor;
+/// and the strings that must never reach another tenant.
+struct Tenant {
+    partner_key: String,
+    creditor_key: String,
+    creditor: String,
+    connection: String,
+    customer: String,
+    invoice: String,
+    message: String,
+    job: String,
+    secrets: Vec<String>,
+}
+
+async fn key(store: &Arc<dyn Store>, owner: Owner, scopes: Scopes) -> String {
+    let (token, hash) = forfall::api::auth::new_token();
+    store
+        .create_api_key(&owner, scopes, Some("test"), &hash, now())
+        .await
+        .unwrap();
+    token
+}
+
+async fn tenant(store: &Arc<dyn Store>, name: &str) -> Tenant {
+    let partner = store
+        .create_partner(&format!("{name} Inkasso"), now())
+        .await
+        .unwrap();
+    let creditor = store
+        .create_creditor(
+            &NewCreditor {
+                name: format!("{name} Bakeri AS"),
+                organisation_number: format!(
+                    "9{:08}",
+                    name.bytes().map(u32::from).product::<u32>() % 100_000_000
+                ),
+                country: Country::Norway,
+                time_zone: None,
+                language: Language::Nb,
+                policy: json!({ "notice_days": 5 }),
+                email: Some(format!("post@{}.example", name.to_lowercase())),
+                partner_id: Some(partner.id.clone()),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let connection = store
+        .create_connection(
+            &creditor.id,
+            &ConnectionId::generate(),
+            "tripletex",
+            &SealedCredentials(vec![1, 2, 3]),
+            now(),
+        )
+        .await
+        .unwrap();
+    let customer = store
+        .upsert_customer(
+            &creditor.id,
+            &connection.id,
+            &CustomerFacts {
+                platform_id: format!("{name}-C1"),
+                kind: CustomerKind::Business,
+                name: format!("{name} Kunde AS"),
+                organisation_number: Some("987654321".into()),
+                national_id: None,
+                email: None,
+                postal_address: None,
+                platform_dunning: false,
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let amount = Decimal::new(125_000, 2);
+    let invoice = store
+        .upsert_invoice(
+            &creditor.id,
+            &connection.id,
+            &InvoiceFacts {
+                platform_id: format!("{name}-1001"),
+                number: format!("{name}-F1001"),
+                customer_platform_id: format!("{name}-C1"),
+                issued: day("2026-10-01"),
+                due: day("2026-10-15"),
+                currency: Currency::NOK,
+                amount,
+                outstanding: amount,
+                payment_reference: Some("12345678903".into()),
+                credited: false,
+            },
+            EventSource::Poll,
+            now(),
+        )
+        .await
+        .unwrap()
+        .id;
+    // The lifecycle as ingest leaves it, evaluated today: a warning is out.
+    let policy = forfall::rules::policy::Policy::from_json(&creditor.policy).unwrap();
+    let today = Utc::now().date_naive();
+    let mut state = forfall::lifecycle::InvoiceState::new(
+        format!("{name}-1001"),
+        forfall::lifecycle::InvoiceFacts::new(day("2026-10-01"), day("2026-10-15"), amount, today),
+    );
+    let decisions = forfall::lifecycle::evaluate(&policy, &mut state, today);
+    let update = forfall::sync::reevaluate::lifecycle_update(
+        &policy,
+        &connection.id,
+        &state,
+        &decisions,
+        Vec::new(),
+        today,
+        now(),
+    );
+    let version = store
+        .invoice(&creditor.id, &invoice)
+        .await
+        .unwrap()
+        .unwrap()
+        .version;
+    store
+        .save_lifecycle(&creditor.id, &invoice, version, &update, now())
+        .await
+        .unwrap();
+    let case = store
+        .open_case(
+            &creditor.id,
+            &NewCase {
+                invoice_id: invoice.clone(),
+                transfer_key: format!("transfer:{name}"),
+                amount: Money::new(amount, Currency::NOK).unwrap(),
+                transfer_on: day("2026-11-01"),
+                free_withdrawal_until: day("2026-11-11"),
+                first_reminder_on: day("2026-11-06"),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    let message = format!("transfer:{name}:msg");
+    store
+        .record_pipeline_message(
+            &creditor.id,
+            &case.id,
+            &message,
+            "case.transfer",
+            &json!({ "type": "case.transfer", "id": message, "debtor": format!("{name} Kunde AS") }),
+            false,
+            now(),
+        )
+        .await
+        .unwrap();
+    store
+        .record_dead_letter(
+            &creditor.id,
+            &NewJob {
+                kind: "pipeline".into(),
+                idempotency_key: format!("dead:{name}"),
+                payload: json!({ "invoice": invoice }),
+                run_after: now(),
+                chain: None,
+            },
+            "the agency answered 422",
+            now(),
+        )
+        .await
+        .unwrap();
+    let job = store
+        .jobs(&creditor.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.idempotency_key == format!("dead:{name}"))
+        .unwrap()
+        .id;
+    let partner_key = key(store, Owner::Partner(partner.id.clone()), Scopes::ALL).await;
+    let creditor_key = key(store, Owner::Creditor(creditor.id.clone()), Scopes::ALL).await;
+    let secrets = vec![
+        creditor.id.to_string(),
+        creditor.name.clone(),
+        creditor.organisation_number.clone(),
+        partner.id.to_string(),
+        connection.id.to_string(),
+        customer.to_string(),
+        format!("{name} Kunde AS"),
+        invoice.to_string(),
+        format!("{name}-F1001"),
+        message.clone(),
+        job.to_string(),
+        case.id.to_string(),
+    ];
+    Tenant {
+        partner_key,
+        creditor_key,
+        creditor: creditor.id.to_string(),
+        connection: connection.id.to_string(),
+        customer: customer.to_string(),
+        invoice: invoice.to_string(),
+        message,
+        job: job.to_string(),
+        secrets,
+    }
+}
+
+async fn send(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> (StatusCode, String, reqwest::header::HeaderMap) {
+    let mut request = client.request(method, url).bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    (status, response.text().await.unwrap(), headers)
+}
+
+async fn a_request_without_a_live_key_is_401_and_a_read_key_cannot_write(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/creditors/{}", server.base, a.creditor);
+    let anonymous = client.get(&url).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(
+        anonymous.headers()["content-type"],
+        "application/problem+json"
+    );
+    let (status, _, _) = send(&client, reqwest::Method::GET, &url, "forfall_sk_nope", None).await;
+    assert_eq!(status, 401);
+
+    let read_only = key(
+        &store,
+        Owner::Creditor(a.creditor.as_str().into()),
+        Scopes::parse("read").unwrap(),
+    )
+    .await;
+    let (status, body, _) = send(&client, reqwest::Method::GET, &url, &read_only, None).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::PATCH,
+        &url,
+        &read_only,
+        Some(&json!({ "name": "Renamed" })),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("write"), "{body}");
+
+    // Revoked: refused at once.
+    let keys = store.api_keys().await.unwrap();
+    let revoked = keys
+        .iter()
+        .find(|k| k.scopes == Scopes::parse("read").unwrap())
+        .unwrap();
+    assert!(store.revoke_api_key(&revoked.id, now()).await.unwrap());
+    let (status, _, _) = send(&client, reqwest::Method::GET, &url, &read_only, None).await;
+    assert_eq!(status, 401);
+    server.stop().await;
+}
+
+async fn a_key_over_its_rate_is_told_when_to_retry(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let b = tenant(&store, "Beta").await;
+    let server = Server::start(
+        store,
+        ApiRate {
+            per_second: 1,
+            burst: 3,
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/creditors", server.base);
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..5 {
+        let (status, _, headers) =
+            send(&client, reqwest::Method::GET, &url, &a.partner_key, None).await;
+        statuses.push(status.as_u16());
+        if status == 429 {
+            retry_after = headers.get("retry-after").cloned();
+        }
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200]);
+    assert!(statuses[3..].contains(&429), "{statuses:?}");
+    let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=2).contains(&seconds));
+    // Another key is not slowed down by the first.
+    let (status, _, _) = send(&client, reqwest::Method::GET, &url, &b.partner_key, None).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request(
+    store: Arc<dyn Store>,
+) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/creditors", server.base);
+    let body =
+        json!({ "name": "Ny Kunde AS", "organisation_number": "999888777", "country": "SE" });
+    let post = |body: Value, key: &'static str| {
+        client
+            .post(&url)
+            .bearer_auth(&a.partner_key)
+            .header("Idempotency-Key", key)
+            .json(&body)
+            .send()
+    };
+    let first = post(body.clone(), "create-1").await.unwrap();
+    assert_eq!(first.status(), 201);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let again = post(body.clone(), "create-1").await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first, "the same creditor, not a second one");
+    let other = post(
+        json!({ "name": "Annen AS", "organisation_number": "1", "country": "SE" }),
+        "create-1",
+    )
+    .await
+    .unwrap();
+    assert_eq!(other.status(), 422);
+    let problem: Value = other.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/headers/Idempotency-Key");
+    let swedish = store
+        .creditors_of(
+            &Owner::Partner(
+                store
+                    .creditor(&a.creditor.as_str().into())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .partner_id
+                    .unwrap(),
+            ),
+            None,
+            100,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.name == "Ny Kunde AS")
+        .count();
+    assert_eq!(swedish, 1);
+    // A validation failure is remembered too: the same bad request gets the same answer.
+    let bad = json!({ "name": "", "organisation_number": "1", "country": "XX" });
+    let first_bad = post(bad.clone(), "bad-1").await.unwrap();
+    assert_eq!(first_bad.status(), 422);
+    let replay_bad = post(bad, "bad-1").await.unwrap();
+    assert_eq!(replay_bad.status(), 422);
+    assert_eq!(replay_bad.headers()["idempotent-replayed"], "true");
+    server.stop().await;
+}
+
+async fn a_partner_creates_lists_and_updates_its_creditors_and_a_bad_policy_names_its_key(
+    store: Arc<dyn Store>,
+) {
+    let a = tenant(&store, "Alfa").await;
+    let b = tenant(&store, "Beta").await;
+    let server = Server::start(store, UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/creditors", server.base);
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &url,
+        &a.partner_key,
+        Some(&json!({
+            "name": "Fjordkafé AS",
+            "organisation_number": "998877665",
+            "country": "NO",
+            "policy": { "notice_days": -3 }
+        })),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let problem: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(problem["errors"][0]["pointer"], "/policy/notice_days");
+
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &url,
+        &a.partner_key,
+        Some(&json!({ "name": "Fjordkafé AS", "organisation_number": "998877665", "country": "NO", "email": "kafe@fjord.example" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let created: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(created["time_zone"], "Europe/Oslo");
+    assert_eq!(created["language"], "nb");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // The creditor's own key cannot create creditors.
+    let (status, _, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &url,
+        &a.creditor_key,
+        Some(&json!({ "name": "X", "organisation_number": "1", "country": "NO" })),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // A lists two creditors in pages of one; B sees only its own.
+    let (_, body, _) = send(
+        &client,
+        reqwest::Method::GET,
+        &format!("{url}?limit=1"),
+        &a.partner_key,
+        None,
+    )
+    .await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let cursor = page["next_cursor"].as_str().unwrap().to_owned();
+    let (_, body, _) = send(
+        &client,
+        reqwest::Method::GET,
+        &format!("{url}?limit=1&cursor={cursor}"),
+        &a.partner_key,
+        None,
+    )
+    .await;
+    let second: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert!(second["next_cursor"].is_null());
+    let (_, body, _) = send(&client, reqwest::Method::GET, &url, &b.partner_key, None).await;
+    let of_b: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(of_b["data"].as_array().unwrap().len(), 1);
+    assert_eq!(of_b["data"][0]["id"], b.creditor.as_str());
+
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::PATCH,
+        &format!("{url}/{id}"),
+        &a.partner_key,
+        Some(&json!({ "language": "en", "email": null, "policy": { "notice_days": 7 } })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let updated: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(updated["language"], "en");
+    assert!(updated["email"].is_null());
+    assert_eq!(updated["policy"]["notice_days"], 7);
+    assert_eq!(updated["name"], "Fjordkafé AS");
+
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::PATCH,
+        &format!("{url}/{id}"),
+        &a.partner_key,
+        Some(&json!({ "time_zone": "Mars/Olympus", "country": "DK" })),
+    )
+    .await;
+    assert_eq!(status, 422);
+    let problem: Value = serde_json::from_str(&body).unwrap();
+    let pointers: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(pointers, ["/country", "/time_zone"]);
+
+    // Not JSON at all: 400; an unknown field: 422 naming it.
+    let response = client
+        .patch(format!("{url}/{id}"))
+        .bearer_auth(&a.partner_key)
+        .header("content-type", "application/json")
+        .body("{nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::PATCH,
+        &format!("{url}/{id}"),
+        &a.partner_key,
+        Some(&json!({ "colour": "red" })),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(body.contains("colour"), "{body}");
+    server.stop().await;
+}
+
+async fn an_opt_out_through_the_api_is_logged_filtered_and_reversible(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store, UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let base = format!("{}/v1/creditors/{}", server.base, a.creditor);
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &format!("{base}/invoices/{}/opt-out", a.invoice),
+        &a.creditor_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let result: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(result["invoice"]["opt_out"], true);
+    let events = result["invoice"]["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["source"] == "api" && e["kind"] == "opt_out"),
+        "{events:?}"
+    );
+    let (_, body, _) = send(
+        &client,
+        reqwest::Method::GET,
+        &format!("{base}/invoices?opted_out=true"),
+        &a.creditor_key,
+        None,
+    )
+    .await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+    let (_, body, _) = send(
+        &client,
+        reqwest::Method::GET,
+        &format!("{base}/invoices?opted_out=false"),
+        &a.creditor_key,
+        None,
+    )
+    .await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert!(page["data"].as_array().unwrap().is_empty());
+
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &format!("{base}/invoices/{}/opt-in", a.invoice),
+        &a.creditor_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let result: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(result["invoice"]["opt_out"], false);
+
+    // A partial dispute is mirrored for the filter; a bad amount names its field.
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &format!("{base}/invoices/{}/dispute", a.invoice),
+        &a.creditor_key,
+        Some(&json!({ "amount": "1.005" })),
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("/amount"));
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &format!("{base}/invoices/{}/dispute", a.invoice),
+        &a.creditor_key,
+        Some(&json!({ "amount": "400.00" })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let result: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(result["invoice"]["dispute"]["amount"], "400.00");
+    let (_, body, _) = send(
+        &client,
+        reqwest::Method::GET,
+        &format!("{base}/invoices?disputed=true"),
+        &a.creditor_key,
+        None,
+    )
+    .await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1);
+
+    // The audit has the decisions as JSON lines.
+    let response = client
+        .get(format!("{base}/audit"))
+        .bearer_auth(&a.creditor_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let text = response.text().await.unwrap();
+    for line in text.lines() {
+        let decision: Value = serde_json::from_str(line).unwrap();
+        assert!(decision["rule"].is_string());
+    }
+    server.stop().await;
+}
+
+async fn pull_mode_offers_a_message_until_it_is_acknowledged(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let b = tenant(&store, "Beta").await;
+    let server = Server::start(store, UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let list = format!("{}/v1/pipeline/messages", server.base);
+    let (_, body, _) = send(&client, reqwest::Method::GET, &list, &a.partner_key, None).await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    let ids: Vec<&str> = page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [a.message.as_str()]);
+    let ack = format!("{}/v1/pipeline/messages/{}/ack", server.base, a.message);
+    // B cannot acknowledge A's message.
+    let (status, _, _) = send(&client, reqwest::Method::POST, &ack, &b.partner_key, None).await;
+    assert_eq!(status, 404);
+    let (status, body, _) = send(&client, reqwest::Method::POST, &ack, &a.partner_key, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["first_acknowledgement"],
+        true
+    );
+    let (status, body, _) = send(&client, reqwest::Method::POST, &ack, &a.partner_key, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["first_acknowledgement"],
+        false
+    );
+    let (_, body, _) = send(&client, reqwest::Method::GET, &list, &a.partner_key, None).await;
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert!(page["data"].as_array().unwrap().is_empty());
+    // B's message is still waiting for B.
+    let (_, body, _) = send(&client, reqwest::Method::GET, &list, &b.creditor_key, None).await;
+    assert!(body.contains(&b.message));
+    server.stop().await;
+}
+
+/// The value of a path parameter for tenant A's resources.
+fn path_value<'a>(tenant: &'a Tenant, name: &str) -> &'a str {
+    match name {
+        "creditor" => &tenant.creditor,
+        "connection" => &tenant.connection,
+        "customer" => &tenant.customer,
+        "invoice" => &tenant.invoice,
+        "message" => &tenant.message,
+        "job" => &tenant.job,
+        other => panic!(
+            "the isolation test has no value for the path parameter {{{other}}}: add one to Tenant"
+        ),
+    }
+}
+
+const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
+
+/// Walks every `/v1` operation in openapi.yaml with tenant A's ids and the keys of another
+/// partner and of another creditor: a route naming a resource answers 404, a route without one
+/// answers only with the caller's own data; no byte of A's data comes back either way. A's own
+/// key gets no 405 and no 5xx on any operation, and a 405 on any method the document lacks.
+async fn every_route_answers_another_tenant_as_if_nothing_were_there(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let b = tenant(&store, "Beta").await;
+    let server = Server::start(store, UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let document: Value =
+        serde_yaml_ng::from_str(forfall::api::OPENAPI).expect("openapi.yaml is YAML");
+    let mut walked = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        if !path.starts_with("/v1/") {
+            continue;
+        }
+        let mut url = format!("{}{path}", server.base);
+        let names: Vec<String> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(str::to_owned)
+            .collect();
+        for name in &names {
+            url = url.replace(&format!("{{{name}}}"), path_value(&a, name));
+        }
+        for method in METHODS {
+            let http = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let Some(operation) = item.get(method) else {
+                let (status, body, headers) = send(&client, http, &url, &a.partner_key, None).await;
+                assert_eq!(
+                    status, 405,
+                    "{method} {path} is not in openapi.yaml but answered: {body}"
+                );
+                assert_eq!(headers["content-type"], "application/problem+json");
+                assert!(headers.contains_key("allow"));
+                continue;
+            };
+            let body = operation["requestBody"]["content"]["application/json"]["example"].clone();
+            let body = (!body.is_null()).then_some(body);
+            for (who, key) in [("partner", &b.partner_key), ("creditor", &b.creditor_key)] {
+                let (status, text, _) = send(&client, http.clone(), &url, key, body.as_ref()).await;
+                for secret in &a.secrets {
+                    assert!(
+                        !text.contains(secret.as_str()),
+                        "{method} {path} with another {who}'s key leaked `{secret}`: {text}"
+                    );
+                }
+                if names.is_empty() {
+                    assert!(
+                        status.is_success() || status == 403,
+                        "{method} {path} with another {who}'s key: {status} {text}"
+                    );
+                } else {
+                    assert_eq!(
+                        status, 404,
+                        "{method} {path} with another {who}'s key: {text}"
+                    );
+                }
+            }
+            let (status, text, _) =
+                send(&client, http.clone(), &url, &a.partner_key, body.as_ref()).await;
+            assert!(
+                status != 405 && !status.is_server_error() && status != 404,
+                "{method} {path} with its own partner's key: {status} {text}"
+            );
+            walked += 1;
+        }
+    }
+    assert!(walked >= 15, "only {walked} operations walked");
+    server.stop().await;
+}
