@@ -97,7 +97,8 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-/// A query string; a parameter that does not fit answers 422 naming it (`/query/<name>`).
+/// A query string; a parameter that does not fit, is unknown or repeated answers 422 naming it
+/// (`/query/<name>`).
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
@@ -112,11 +113,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
             .map_err(|e| {
                 let name = e.path().to_string();
                 let inner = e.into_inner().to_string();
-                if name == "." || name.is_empty() {
-                    Problem::bad_request(format!("the query string is not valid: {inner}"))
+                // An unknown or repeated parameter is reported at the top level (`.`); name it
+                // from the message when it can be found there.
+                let name = if name == "." || name.is_empty() {
+                    inner
+                        .split('`')
+                        .nth(1)
+                        .map(str::to_owned)
+                        .unwrap_or_default()
                 } else {
-                    Problem::field(format!("/query/{name}"), inner)
-                }
+                    name
+                };
+                let pointer = if name.is_empty() {
+                    "/query".to_owned()
+                } else {
+                    format!("/query/{}", name.replace('~', "~0").replace('/', "~1"))
+                };
+                Problem::field(pointer, inner)
             })
     }
 }
