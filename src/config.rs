@@ -45,6 +45,9 @@ pub struct Config {
     pub day_tick_at: chrono::NaiveTime,
     /// How jobs are retried.
     pub retry: crate::jobs::RetryPolicy,
+    /// Testing and demos: read the time from this file (an RFC 3339 instant) instead of the
+    /// system clock, so that a real process can be driven through simulated days.
+    pub clock_file: Option<PathBuf>,
 }
 
 /// How cases reach the collection agency.
@@ -229,6 +232,12 @@ pub const KEYS: &[Key] = &[
         env: "FORFALL_JOB_BACKOFF_CAP_SECONDS",
         default: "43200",
         meaning: "the retry wait's ceiling never grows beyond this, 1 to 604800",
+    },
+    Key {
+        name: "clock_file",
+        env: "FORFALL_CLOCK_FILE",
+        default: "(none: the system clock)",
+        meaning: "testing and demos only: a file holding an RFC 3339 instant that is the gateway's time (the day tick then looks every 0.2 s)",
     },
 ];
 
@@ -462,7 +471,15 @@ impl Config {
             )?),
             ..crate::jobs::RetryPolicy::default()
         };
+        let clock_file = match get("clock_file") {
+            Some((path, _)) if path.trim().is_empty() => {
+                return Err(fail("clock_file", "must not be empty".into()));
+            }
+            Some((path, _)) => Some(PathBuf::from(path.trim())),
+            None => None,
+        };
         Ok(Config {
+            clock_file,
             agency,
             smtp_url,
             mail_from,
@@ -597,6 +614,15 @@ mod tests {
         let key = EncryptionKey::generate_base64();
         let config = Config::load(None, env(&[("FORFALL_ENCRYPTION_KEY", &key)])).unwrap();
         assert!(config.encryption_key.is_some());
+    }
+
+    #[test]
+    fn the_clock_file_is_unset_by_default_and_read_from_the_environment() {
+        assert!(Config::load(None, env(&[])).unwrap().clock_file.is_none());
+        let config = Config::load(None, env(&[("FORFALL_CLOCK_FILE", "/tmp/clock")])).unwrap();
+        assert_eq!(config.clock_file, Some(PathBuf::from("/tmp/clock")));
+        let err = Config::load(None, env(&[("FORFALL_CLOCK_FILE", " ")])).unwrap_err();
+        assert_eq!(err.key, "clock_file");
     }
 
     #[test]
