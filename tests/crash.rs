@@ -74,7 +74,17 @@ struct Planned {
     payments: Vec<(i64, Decimal)>,
 }
 
-fn plan() -> Vec<Planned> {
+/// Six invoices falling due over ten days, and `crowd` more all falling due on day 2 (warned
+/// together on day 3 by one day tick, transferred together on day 8).
+fn plan(crowd: usize) -> Vec<Planned> {
+    let crowd = (0..i64::try_from(crowd).expect("a small crowd")).map(|k| {
+        let amount = Decimal::new(90_000 + k * 1_001, 2);
+        Planned {
+            due: 2,
+            amount,
+            payments: vec![(3, amount)],
+        }
+    });
     (0..6_i64)
         .map(|k| {
             let amount = Decimal::new(125_000 + k * 11_111, 2);
@@ -92,6 +102,7 @@ fn plan() -> Vec<Planned> {
                 payments,
             }
         })
+        .chain(crowd)
         .collect()
 }
 
@@ -282,7 +293,12 @@ struct Run {
 impl Run {
     /// The fakes, the invoices, a creditor and its Tripletex connection in a fresh store, and
     /// `instances` gateways configured (not started) on it.
-    async fn new(dir: tempfile::TempDir, database_url: &str, instances: usize) -> Run {
+    async fn new(
+        dir: tempfile::TempDir,
+        database_url: &str,
+        instances: usize,
+        crowd: usize,
+    ) -> Run {
         let store = store::open(&StoreOptions {
             url: database_url.to_owned(),
             max_connections: 4,
@@ -315,7 +331,7 @@ impl Run {
             organization_number: Some("914778271".into()),
             ..NewCustomer::default()
         });
-        let invoices: Vec<(i64, Planned)> = plan()
+        let invoices: Vec<(i64, Planned)> = plan(crowd)
             .into_iter()
             .map(|planned| {
                 let issued = date(planned.due) - chrono::Duration::days(14);
@@ -924,7 +940,7 @@ async fn uninterrupted_and_crashed_runs_end_alike(
         let Some(database) = make_database(dir.path()).await else {
             return;
         };
-        let mut run = Run::new(dir, &database.url, 1).await;
+        let mut run = Run::new(dir, &database.url, 1, 0).await;
         drive(&mut run, false).await;
         let outcome = run.outcome().await;
         run.check(&outcome);
@@ -936,7 +952,7 @@ async fn uninterrupted_and_crashed_runs_end_alike(
     let Some(database) = make_database(dir.path()).await else {
         return;
     };
-    let mut run = Run::new(dir, &database.url, 1).await;
+    let mut run = Run::new(dir, &database.url, 1, 0).await;
     drive(&mut run, true).await;
     let outcome = run.outcome().await;
     assert_eq!(
@@ -973,7 +989,7 @@ async fn postgres_two_gateways_on_one_database_transfer_each_invoice_once_and_re
     let Some(database) = Database::postgres().await else {
         return;
     };
-    let mut run = Run::new(dir, &database.url, 2).await;
+    let mut run = Run::new(dir, &database.url, 2, 30).await;
     drive(&mut run, false).await;
     let outcome = run.outcome().await;
     run.check(&outcome);
