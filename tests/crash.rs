@@ -13,8 +13,10 @@
 //!   down over a whole day, twice in a row…) and restarted on the same database must end in the
 //!   same state: one case per invoice, each payment registered once, a warning before every
 //!   transfer, no dead letter. On SQLite and on PostgreSQL.
-//! - Two instances on one PostgreSQL database, driven through the same days, with the agency's
-//!   events going to either: every invoice transferred once, every payment registered once.
+//! - Two instances on one PostgreSQL database, driven through the same days (thirty more invoices
+//!   crowd one tick day), with the agency's events going to either, and one instance killed while
+//!   delivering: every invoice transferred once, every payment registered once, every warning
+//!   seen before its transfer.
 //!
 //! After a kill the clock is moved on by eleven minutes: the dead process's leases (jobs 5 min,
 //! the day tick 10 min, the poll 2 min) end, as they would in real time.
@@ -874,6 +876,26 @@ async fn drive(run: &mut Run, crash: bool) {
                 tokio::time::sleep(Duration::from_millis(150)).await;
                 run.crash("and again while starting up").await;
             }
+            (false, 8) if run.gateways.len() > 1 => {
+                // One of two instances dies while delivering the crowd's transfers; the other
+                // takes its jobs once their leases end.
+                run.agency
+                    .answer(AgencyFault::Slow(Duration::from_secs(3)), 1);
+                let deliveries = run.agency.deliveries();
+                run.set_clock(morning(day));
+                wait_until!(
+                    run,
+                    SETTLE_TIMEOUT,
+                    "a delivery to the slow agency",
+                    run.agency.deliveries() > deliveries
+                );
+                run.gateways[0].kill();
+                run.kills.push("one of two instances, while delivering");
+                run.set_clock(run.now + LEASES_END);
+                run.wait_settled(day).await;
+                run.gateways[0].spawn();
+                run.wait_ready().await;
+            }
             _ => run.set_clock(morning(day)),
         }
         run.wait_settled(day).await;
@@ -992,6 +1014,7 @@ async fn postgres_two_gateways_on_one_database_transfer_each_invoice_once_and_re
     let mut run = Run::new(dir, &database.url, 2, 30).await;
     drive(&mut run, false).await;
     let outcome = run.outcome().await;
+    assert_eq!(run.kills.len(), 1, "one instance was killed on the way");
     run.check(&outcome);
     let transfers = run
         .agency
