@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use forfall::clock::SystemClock;
+use forfall::clock::{Clock, FileClock, SystemClock};
 use forfall::config::Config;
 use forfall::domain::{
     ApiKeyId, ConnectionId, Country, CreditorId, Language, NewCreditor, Owner, PartnerId, Scopes,
@@ -17,18 +17,32 @@ use crate::{
     ConnectionsCommand, CreditorsCommand, Failure, JobsCommand, KeysCommand, PartnersCommand, emit,
 };
 
+/// The clock this configuration sets: the system's, or the `clock_file`'s (testing and demos),
+/// which must be readable at start-up.
+pub fn clock(config: &Config) -> Result<Arc<dyn Clock>, Failure> {
+    match &config.clock_file {
+        None => Ok(Arc::new(SystemClock)),
+        Some(path) => {
+            let clock = FileClock::open(path)
+                .map_err(|e| Failure::BadInput(format!("configuration: clock_file: {e}")))?;
+            tracing::warn!(path = %path.display(), now = %clock.now(), "the time comes from a clock file (testing and demos only)");
+            Ok(Arc::new(clock))
+        }
+    }
+}
+
 /// The ingest service for this configuration.
-pub fn ingest(config: &Config, store: Arc<dyn Store>) -> Arc<Ingest> {
+pub fn ingest(config: &Config, store: Arc<dyn Store>) -> Result<Arc<Ingest>, Failure> {
     let http = HttpSettings {
         timeout: config.platform_timeout,
         ..HttpSettings::default()
     };
-    Arc::new(Ingest::new(
+    Ok(Arc::new(Ingest::new(
         store,
-        Arc::new(SystemClock),
+        clock(config)?,
         Connectors::new(config.encryption_key.clone(), http),
         Arc::new(forfall::api::metrics::Metrics::default()),
-    ))
+    )))
 }
 
 /// The job workers as the configuration sets them up.
@@ -85,7 +99,12 @@ pub fn workers(
                 ..forfall::jobs::RunnerSettings::default()
             },
             day_tick_at: config.day_tick_at,
-            tick_every: std::time::Duration::from_secs(30),
+            // A clock file moves in jumps that the tick must notice at once.
+            tick_every: if config.clock_file.is_some() {
+                std::time::Duration::from_millis(200)
+            } else {
+                std::time::Duration::from_secs(30)
+            },
         },
     ))
 }
@@ -227,7 +246,7 @@ pub async fn connections(config: &Config, command: ConnectionsCommand) -> Result
             public_url,
         } => {
             let store = open_store(config).await?;
-            let ingest = ingest(config, store.clone());
+            let ingest = ingest(config, store.clone())?;
             let connection = ingest
                 .connection(&ConnectionId::from(connection.as_str()))
                 .await
@@ -286,7 +305,7 @@ fn sync_failure(e: SyncError) -> Failure {
 
 pub async fn sync(config: &Config, connection: &str, full: bool) -> Result<(), Failure> {
     let store = open_store(config).await?;
-    let ingest = ingest(config, store.clone());
+    let ingest = ingest(config, store.clone())?;
     let id = ConnectionId::from(connection);
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(

@@ -47,6 +47,9 @@ pub struct Config {
     pub retry: crate::jobs::RetryPolicy,
     /// Each API key's rate limit.
     pub api_rate: ApiRate,
+    /// Testing and demos: read the time from this file (an RFC 3339 instant) instead of the
+    /// system clock, so that a real process can be driven through simulated days.
+    pub clock_file: Option<PathBuf>,
 }
 
 /// Each API key's rate limit: a sustained rate and a burst above it.
@@ -259,6 +262,12 @@ pub const KEYS: &[Key] = &[
         env: "FORFALL_API_BURST",
         default: "50",
         meaning: "requests an API key may send at once above its rate, 1 to 100000",
+    },
+    Key {
+        name: "clock_file",
+        env: "FORFALL_CLOCK_FILE",
+        default: "(none: the system clock)",
+        meaning: "testing and demos only: a file holding an RFC 3339 instant that is the gateway's time (the day tick then looks every 0.2 s)",
     },
 ];
 
@@ -497,8 +506,16 @@ impl Config {
                 .unwrap_or(25),
             burst: u32::try_from(number("api_burst", 50, 100_000, 1)?).unwrap_or(50),
         };
+        let clock_file = match get("clock_file") {
+            Some((path, _)) if path.trim().is_empty() => {
+                return Err(fail("clock_file", "must not be empty".into()));
+            }
+            Some((path, _)) => Some(PathBuf::from(path.trim())),
+            None => None,
+        };
         Ok(Config {
             api_rate,
+            clock_file,
             agency,
             smtp_url,
             mail_from,
@@ -633,6 +650,15 @@ mod tests {
         let key = EncryptionKey::generate_base64();
         let config = Config::load(None, env(&[("FORFALL_ENCRYPTION_KEY", &key)])).unwrap();
         assert!(config.encryption_key.is_some());
+    }
+
+    #[test]
+    fn the_clock_file_is_unset_by_default_and_read_from_the_environment() {
+        assert!(Config::load(None, env(&[])).unwrap().clock_file.is_none());
+        let config = Config::load(None, env(&[("FORFALL_CLOCK_FILE", "/tmp/clock")])).unwrap();
+        assert_eq!(config.clock_file, Some(PathBuf::from("/tmp/clock")));
+        let err = Config::load(None, env(&[("FORFALL_CLOCK_FILE", " ")])).unwrap_err();
+        assert_eq!(err.key, "clock_file");
     }
 
     #[test]

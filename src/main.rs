@@ -2,11 +2,9 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use forfall::clock::SystemClock;
 use forfall::config::{Config, LogFormat};
 use forfall::store::{self, StoreError};
 
@@ -623,6 +621,7 @@ async fn serve(config: &Config) -> Result<(), Failure> {
             forfall::secrets::EncryptionKey::generate_base64()
         )));
     }
+    let clock = cli_admin::clock(config)?;
     let store = store::open(&config.store_options()).await?;
     store.migrate().await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -634,7 +633,7 @@ async fn serve(config: &Config) -> Result<(), Failure> {
         "forfall is serving"
     );
     let owner = forfall::server::instance_id();
-    let ingest = cli_admin::ingest(config, store.clone());
+    let ingest = cli_admin::ingest(config, store.clone())?;
     let workers = cli_admin::workers(config, store.clone(), ingest.clone(), owner.clone())?;
     let background = forfall::server::Background {
         workers: Some(workers),
@@ -652,7 +651,7 @@ async fn serve(config: &Config) -> Result<(), Failure> {
     let served = forfall::server::serve(
         listener,
         store.clone(),
-        Arc::new(SystemClock),
+        clock,
         owner,
         Duration::from_secs(config.shutdown_grace_seconds),
         forfall::server::shutdown_signal(),

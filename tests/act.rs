@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use forfall::api::metrics::Metrics;
+use forfall::clock::Clock;
 use forfall::domain::{CreditorId, Invoice, JobState, Stage};
 use forfall::jobs::workers::{WorkerSettings, Workers, workers};
 use forfall::jobs::{RetryPolicy, RunnerSettings};
@@ -30,6 +31,7 @@ use ingest::{World, tripletex};
 on_both_backends!(
     an_overdue_invoice_is_warned_then_transferred_once_and_its_collected_payment_lands_once_in_tripletex,
     a_stop_within_ten_days_is_a_free_withdrawal_and_after_them_a_charged_one,
+    a_digest_another_instance_is_sending_waits_for_it_instead_of_going_out_under_the_same_message_id,
 );
 
 struct Act {
@@ -343,5 +345,50 @@ async fn a_stop_within_ten_days_is_a_free_withdrawal_and_after_them_a_charged_on
         "charged after them"
     );
     let _ = Metrics::default();
+    act.stop().await;
+}
+
+async fn a_digest_another_instance_is_sending_waits_for_it_instead_of_going_out_under_the_same_message_id(
+    store: Arc<dyn Store>,
+) {
+    let act = act(store).await;
+    let lease = format!("digest:{}:warning", act.creditor());
+    let now = act.world.clock.now();
+    assert!(
+        act.world
+            .store
+            .acquire_lease(&lease, "other-instance", now, Duration::from_secs(120))
+            .await
+            .unwrap()
+    );
+    let id = act.overdue_invoice();
+    act.sync().await;
+    assert_eq!(act.stored(id).await.stage, Stage::Noticed);
+    assert!(
+        act.mail.messages().is_empty(),
+        "no warning while another instance sends the creditor's warning digest"
+    );
+    let jobs = act.world.store.jobs(act.creditor()).await.unwrap();
+    let warning = jobs
+        .iter()
+        .find(|j| j.idempotency_key.starts_with("email.warning"))
+        .expect("the warning's job");
+    assert_eq!(warning.state, JobState::Pending);
+    assert!(warning.run_after > now, "it waits a little");
+    assert_eq!(warning.attempts, 0, "waiting is not a failed attempt");
+
+    act.world
+        .store
+        .release_lease(&lease, "other-instance")
+        .await
+        .unwrap();
+    act.advance(chrono::Duration::minutes(1)).await;
+    let mails = act.mail.messages();
+    assert_eq!(
+        mails.len(),
+        1,
+        "the warning goes out once the lease is free"
+    );
+    assert!(mails[0].body.contains(&act.stored(id).await.facts.number));
     act.stop().await;
 }

@@ -366,3 +366,34 @@ fn claim_with_bad_arguments_is_exit_2_naming_the_argument() {
         assert!(err.contains(flag), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn serve_with_a_missing_or_malformed_clock_file_is_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = dir.path().join("clock");
+    let serve = |clock: &Path| {
+        run(forfall(dir.path())
+            .arg("serve")
+            .env(
+                "FORFALL_ENCRYPTION_KEY",
+                forfall::secrets::EncryptionKey::generate_base64(),
+            )
+            .env("FORFALL_LISTEN", "127.0.0.1:0")
+            .env("FORFALL_CLOCK_FILE", clock))
+    };
+    let missing = serve(&clock);
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("clock_file"),
+        "{}",
+        stderr(&missing)
+    );
+    std::fs::write(&clock, "next tuesday").unwrap();
+    let malformed = serve(&clock);
+    assert_eq!(malformed.status.code(), Some(2), "{}", stderr(&malformed));
+    assert!(
+        stderr(&malformed).contains("clock_file") && stderr(&malformed).contains("next tuesday"),
+        "{}",
+        stderr(&malformed)
+    );
+}

@@ -67,9 +67,48 @@ fn date(value: &Value, key: &str) -> Option<NaiveDate> {
     text(value, key).and_then(|t| t.parse().ok())
 }
 
+/// How long one instance may hold a creditor's digest of one kind while it sends it.
+const DIGEST_LEASE: std::time::Duration = std::time::Duration::from_secs(120);
+/// How long a job waits when another instance is sending the same digest.
+const DIGEST_BUSY_WAIT: chrono::Duration = chrono::Duration::seconds(5);
+
 impl Digests {
-    /// One digest: the creditor's jobs of one kind.
+    /// One digest: the creditor's jobs of one kind. One instance at a time sends a creditor's
+    /// digest of a kind (a lease, `digest:{creditor}:{kind}`): two instances that each claimed
+    /// some of the day's jobs would otherwise both send a digest with the day's `Message-ID`,
+    /// and a mail client shows only one of them, so the other's invoices would never be seen.
+    /// Jobs that find the lease taken wait a few seconds, then find the day's digest sent and
+    /// go in the next day's.
     async fn send_one(
+        &self,
+        creditor: &Creditor,
+        kind_name: &str,
+        kind: DigestKind,
+        jobs: &[&Job],
+        owner: &str,
+    ) -> Result<Done, JobError> {
+        let now = self.clock.now();
+        let lease = format!("digest:{}:{kind_name}", creditor.id);
+        if !self
+            .store
+            .acquire_lease(&lease, owner, now, DIGEST_LEASE)
+            .await?
+        {
+            return Ok(Done::Defer {
+                until: now + DIGEST_BUSY_WAIT,
+                reason: format!("another instance is sending the {kind_name} e-mail"),
+            });
+        }
+        let sent = self
+            .send_leased(creditor, kind_name, kind, jobs, owner)
+            .await;
+        if let Err(e) = self.store.release_lease(&lease, owner).await {
+            tracing::warn!(lease, error = %e, "could not release the digest lease; it expires on its own");
+        }
+        sent
+    }
+
+    async fn send_leased(
         &self,
         creditor: &Creditor,
         kind_name: &str,
