@@ -91,9 +91,7 @@ pub fn workers(
             sink,
             agency_in_flight: config.agency.in_flight,
             mailer,
-            // Creditors opt out through the creditor API (its own issue); until then the
-            // warning names no command that does not exist.
-            opt_out_hint: None,
+            opt_out_hint: Some(forfall::notify::API_OPT_OUT_HINT.to_owned()),
             runner: forfall::jobs::RunnerSettings {
                 retry: config.retry,
                 ..forfall::jobs::RunnerSettings::default()

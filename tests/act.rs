@@ -82,7 +82,7 @@ async fn act(store: Arc<dyn Store>) -> Act {
             sink: Some(Sink::Push(push)),
             agency_in_flight: 8,
             mailer: Some(mailer),
-            opt_out_hint: None,
+            opt_out_hint: Some(forfall::notify::API_OPT_OUT_HINT.to_owned()),
             runner: RunnerSettings {
                 retry: RetryPolicy::default(),
                 ..RunnerSettings::default()
@@ -185,6 +185,13 @@ async fn an_overdue_invoice_is_warned_then_transferred_once_and_its_collected_pa
     let mails = act.mail.messages();
     assert_eq!(mails.len(), 1, "one warning e-mail");
     assert!(mails[0].to.iter().any(|to| to == "faktura@nordlys.example"));
+    // It says how to opt out, through the creditor API, for this creditor.
+    let opt_out = format!("/v1/creditors/{}/invoices", act.creditor());
+    assert!(
+        mails[0].body.replace("=\r\n", "").contains(&opt_out),
+        "{}",
+        mails[0].body
+    );
     assert!(
         mails[0].subject.contains("28.11.2026"),
         "{}",

@@ -145,7 +145,10 @@ impl Digests {
             language: creditor.language,
             day,
             items,
-            opt_out_hint: self.opt_out_hint.clone(),
+            opt_out_hint: self
+                .opt_out_hint
+                .as_ref()
+                .map(|hint| hint.replace("{creditor}", creditor.id.as_str())),
         };
         let message_id = format!("{kind_name}.{}.{day}", creditor.id);
         self.mailer

@@ -71,6 +71,13 @@ pub struct Digest {
     pub opt_out_hint: Option<String>,
 }
 
+/// How a creditor opts out, as `forfall serve`'s warnings tell it: the creditor API (`{creditor}`
+/// becomes the creditor's id). The e-mail names invoices by number; the list finds their ids.
+pub const API_OPT_OUT_HINT: &str = "with your API key, list the invoices with GET \
+     /v1/creditors/{creditor}/invoices?state=noticed, then POST \
+     /v1/creditors/{creditor}/invoices/<id>/opt-out (or .../customers/<id>/opt-out for a \
+     customer, .../invoices/<id>/stop to stop collection)";
+
 /// One invoice in a digest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DigestItem {
