@@ -1,17 +1,30 @@
 //! Processing stored webhook deliveries: each is a job (kind `webhook`) written by
 //! `POST /hooks/{connection}`; here it is claimed, its changes applied through the connector, and
-//! its outcome recorded. A platform that is down makes the delivery wait and retry; after
-//! [`MAX_ATTEMPTS`] it becomes a dead letter.
+//! its outcome recorded. A platform that is down makes the delivery wait and retry on the job
+//! runner's schedule ([`retry_policy`]); after [`MAX_ATTEMPTS`] it becomes a dead letter.
 
 use std::time::Duration;
 
 use crate::domain::{ConnectionId, Job};
+use crate::jobs::{JobError, RetryPolicy};
 use crate::store::JobOutcome;
 
 use super::{Ingest, SyncError, WEBHOOK_JOB};
 
-pub const MAX_ATTEMPTS: i64 = 8;
+pub const MAX_ATTEMPTS: u32 = 8;
 const LEASE: Duration = Duration::from_secs(120);
+
+/// A delivery's retries: the job runner's schedule (exponential, full jitter), tighter, since a
+/// delivery only says that something changed and the next poll reads it anyway: 8 attempts,
+/// ceilings from 1 s doubling up to 10 minutes.
+pub fn retry_policy() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: MAX_ATTEMPTS,
+        base: Duration::from_secs(1),
+        cap: Duration::from_secs(600),
+        ..RetryPolicy::default()
+    }
+}
 
 /// Claims and processes up to a batch of deliveries; how many it processed.
 pub async fn process_stored(ingest: &Ingest, owner: &str) -> Result<usize, SyncError> {
@@ -20,32 +33,26 @@ pub async fn process_stored(ingest: &Ingest, owner: &str) -> Result<usize, SyncE
         .claim_jobs(owner, &[WEBHOOK_JOB], ingest.clock.now(), LEASE, 16)
         .await?;
     let count = jobs.len();
+    let policy = retry_policy();
     for job in jobs {
         let outcome = match process(ingest, &job).await {
             Ok(()) => JobOutcome::Succeeded,
             Err(e) => {
                 let retryable = matches!(&e, SyncError::Connector(c) if c.is_retryable())
                     || matches!(&e, SyncError::Store(_));
-                if retryable && i64::from(job.attempts) < MAX_ATTEMPTS {
-                    // Exponential with full jitter: up to 2^attempts seconds, at most 10 minutes.
-                    let ceiling = 2u64
-                        .saturating_pow(job.attempts.clamp(0, 20) as u32)
-                        .min(600);
-                    let wait = Duration::from_millis(fastrand::u64(500..=ceiling * 1000));
-                    JobOutcome::Retry {
-                        run_after: ingest.clock.now()
-                            + chrono::Duration::from_std(wait).unwrap_or_default(),
-                        error: e.to_string(),
-                    }
+                let error = if retryable {
+                    JobError::transient(e.to_string())
                 } else {
+                    JobError::Permanent(e.to_string())
+                };
+                let outcome = policy.outcome(job.attempts, &error, ingest.clock.now());
+                if matches!(outcome, JobOutcome::Dead { .. }) {
                     tracing::warn!(job = %job.id, error = %e, "webhook delivery dead-lettered");
                     ingest
                         .metrics
                         .count("forfall_webhooks_dead_total", "webhook");
-                    JobOutcome::Dead {
-                        error: e.to_string(),
-                    }
                 }
+                outcome
             }
         };
         ingest
