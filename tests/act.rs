@@ -32,6 +32,7 @@ on_both_backends!(
     an_overdue_invoice_is_warned_then_transferred_once_and_its_collected_payment_lands_once_in_tripletex,
     a_stop_within_ten_days_is_a_free_withdrawal_and_after_them_a_charged_one,
     a_digest_another_instance_is_sending_waits_for_it_instead_of_going_out_under_the_same_message_id,
+    in_weekly_list_mode_the_creditor_gets_the_list_then_the_listed_invoices_transfer_at_the_cutoff,
 );
 
 struct Act {
@@ -397,5 +398,49 @@ async fn a_digest_another_instance_is_sending_waits_for_it_instead_of_going_out_
         "the warning goes out once the lease is free"
     );
     assert!(mails[0].body.contains(&act.stored(id).await.facts.number));
+    act.stop().await;
+}
+
+async fn in_weekly_list_mode_the_creditor_gets_the_list_then_the_listed_invoices_transfer_at_the_cutoff(
+    store: Arc<dyn Store>,
+) {
+    let act = act(store.clone()).await;
+    let mut creditor = store.creditor(act.creditor()).await.unwrap().unwrap();
+    creditor.policy = serde_json::json!({ "mode": "weekly_list" });
+    assert!(store.update_creditor(&creditor).await.unwrap());
+    let first = act.overdue_invoice();
+    let second = act.overdue_invoice();
+    // Monday 2026-11-23: found; the list goes out on the list day (Tuesday), not before.
+    act.sync().await;
+    assert!(act.mail.messages().is_empty(), "no list before its weekday");
+    act.advance(chrono::Duration::days(1)).await;
+    let mails = act.mail.messages();
+    assert_eq!(mails.len(), 1, "one weekly list for both invoices");
+    for id in [first, second] {
+        let invoice = act.stored(id).await;
+        assert_eq!(invoice.stage, Stage::Listed);
+        assert!(
+            mails[0].body.contains(&invoice.facts.number),
+            "{}",
+            mails[0].body
+        );
+    }
+    assert!(
+        act.agency.cases().is_empty(),
+        "nothing transfers before the cut-off"
+    );
+    // Wednesday: still waiting; Thursday, the cut-off: both transfer, once each.
+    act.advance(chrono::Duration::days(1)).await;
+    assert!(
+        act.agency.cases().is_empty(),
+        "nothing transfers before the cut-off"
+    );
+    act.advance(chrono::Duration::days(1)).await;
+    assert_eq!(act.agency.cases().len(), 2, "{:?}", act.agency.cases());
+    for id in [first, second] {
+        assert_eq!(act.stored(id).await.stage, Stage::Transferred);
+    }
+    let dead = store.list_jobs(Some(JobState::Dead), 10).await.unwrap();
+    assert!(dead.is_empty(), "{dead:?}");
     act.stop().await;
 }
