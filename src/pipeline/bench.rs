@@ -54,6 +54,26 @@ const POOL: u32 = 10;
 const PAGE: usize = 500;
 /// The case ids the bare loop sends start with this.
 const BARE_PREFIX: &str = "bare_";
+/// How long the benchmark waits for a delivery before it gives up.
+const STALL: Duration = Duration::from_secs(30);
+
+/// The `pipeline` jobs the workers finished, by outcome.
+struct Round {
+    succeeded: usize,
+    retried: usize,
+    dead: usize,
+}
+
+/// `forfall_jobs_total{kind="pipeline",outcome=…}` as the workers counted it.
+fn job_count(metrics: &Metrics, outcome: &str) -> usize {
+    let line = format!("forfall_jobs_total{{kind=\"{PIPELINE_JOB}\",outcome=\"{outcome}\"}} ");
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
 
 /// What one backend's run measured.
 struct Measured {
@@ -151,24 +171,50 @@ async fn run_backend(
         timeout: Duration::from_secs(30),
     })
     .map_err(|e| e.to_string())?;
-    let forward: Arc<dyn Handler> = Arc::new(Forward {
-        store: store.clone(),
-        clock: clock.clone(),
-        sink: Sink::Push(push),
+    let forward: Arc<dyn Handler> = Arc::new(Forward::new(
+        store.clone(),
+        clock.clone(),
+        Sink::Push(push),
         in_flight,
-    });
-    let runner = Runner {
+    ));
+    let metrics = Arc::new(Metrics::default());
+    let runner = Arc::new(Runner {
         store: store.clone(),
         clock: clock.clone(),
         owner: "bench".into(),
         handlers: vec![forward],
         settings: RunnerSettings::default(),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         wake: Arc::new(tokio::sync::Notify::new()),
-    };
+    });
+    // The workers as `serve` runs them, until the agency has had a delivery per transfer (or
+    // nothing moved for a while); a batch under way when told to stop is finished and recorded.
     let started = Instant::now();
-    let round = runner.drain().await.map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let workers = tokio::spawn(runner.run(stopped));
+    let (mut seen, mut moved) = (0, Instant::now());
+    while agency.deliveries() < transfers {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let now = agency.deliveries();
+        if now != seen {
+            (seen, moved) = (now, Instant::now());
+        } else if moved.elapsed() > STALL {
+            problems.push(format!(
+                "the deliveries stalled at {now} for {} s",
+                STALL.as_secs()
+            ));
+            break;
+        }
+    }
+    let _ = stop.send(true);
+    workers.await.map_err(|e| e.to_string())?;
     let gateway = started.elapsed();
+    let count = |outcome: &str| job_count(&metrics, outcome);
+    let round = Round {
+        succeeded: count("succeeded"),
+        retried: count("retried"),
+        dead: count("dead"),
+    };
 
     let received = agency.messages();
     let gateway_cases = agency.cases().len();
