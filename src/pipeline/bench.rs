@@ -377,7 +377,7 @@ async fn seed(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cases: usize) -> Res
 }
 
 fn customer(n: usize) -> CustomerFacts {
-    let consumer = n % 3 != 0;
+    let consumer = !n.is_multiple_of(3);
     CustomerFacts {
         platform_id: format!("C-{n}"),
         kind: if consumer {
