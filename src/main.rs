@@ -277,6 +277,21 @@ enum BenchCommand {
         #[arg(long, env = "FORFALL_TEST_POSTGRES_URL")]
         postgres: Option<String>,
     },
+    /// Forwards N transfers to the fake agency through the job runner and the `pipeline`
+    /// handler, beside a bare reqwest loop posting the same bodies to the same fake: cases per
+    /// second, the ratio (goal >= 0.8) and jobs completed per second, on SQLite (and PostgreSQL
+    /// with --postgres). Exit 1 if a case is missing or repeated or a job died.
+    #[cfg(feature = "fake")]
+    Forward {
+        #[arg(long, default_value_t = 20_000)]
+        cases: usize,
+        /// Deliveries to the agency at once (the gateway's `agency_in_flight`, and the bare
+        /// loop's concurrency).
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        #[arg(long, env = "FORFALL_TEST_POSTGRES_URL")]
+        postgres: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -378,6 +393,19 @@ fn main() -> ExitCode {
             let deliveries = *deliveries;
             return finish(run_async(bench_ingest(postgres.clone(), move |b| {
                 Box::pin(async move { forfall::sync::bench::bench_webhooks(deliveries, &b).await })
+            })));
+        }
+        #[cfg(feature = "fake")]
+        Command::Bench(BenchCommand::Forward {
+            cases,
+            in_flight,
+            postgres,
+        }) => {
+            let (cases, in_flight) = (*cases, *in_flight);
+            return finish(run_async(bench_ingest(postgres.clone(), move |b| {
+                Box::pin(async move {
+                    forfall::pipeline::bench::bench_forward(cases, in_flight, &b).await
+                })
             })));
         }
         _ => {}

@@ -542,3 +542,25 @@ async fn a_malformed_body_or_a_mismatched_idempotency_key_is_rejected_as_400() {
     assert_eq!(fake.rejected(), 2);
     assert!(fake.messages().is_empty());
 }
+
+/// `forfall bench forward` end to end at a small size: every transfer reaches the agency once
+/// through the workers, and the bare loop runs beside it (SQLite; PostgreSQL too when set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_forwarding_benchmark_delivers_every_transfer_once() {
+    let dir = std::env::temp_dir().join(format!("forfall-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let backends = forfall::sync::bench::Backends {
+        sqlite_dir: dir.clone(),
+        postgres_url: std::env::var("FORFALL_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty()),
+    };
+    let report = forfall::pipeline::bench::bench_forward(200, 16, &backends).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let report = report.unwrap();
+    assert!(
+        report.contains("SQLite (WAL): seeded 200 transfer jobs"),
+        "{report}"
+    );
+    assert!(report.contains("200 jobs completed"), "{report}");
+}

@@ -98,6 +98,12 @@ pub trait Handler: Send + Sync {
     fn in_flight(&self) -> usize {
         8
     }
+    /// How many rounds (claim, run a batch, record) of its jobs a worker keeps going at once:
+    /// with two, one batch's reads and writes overlap the other's calls out (the handler bounds
+    /// its calls out across them itself).
+    fn rounds_at_once(&self) -> usize {
+        1
+    }
     /// Runs one claimed job. `owner` holds its lease (for checkpoints).
     async fn run(&self, job: &Job, owner: &str) -> Result<Done, JobError>;
     /// Runs a claimed batch; by default each job on its own, up to [`Handler::in_flight`] at
@@ -360,10 +366,17 @@ impl Runner {
         }
     }
 
-    /// One worker per handler until `stop` turns true.
+    /// One worker per handler (or [`Handler::rounds_at_once`]) until `stop` turns true.
     pub async fn run(self: Arc<Self>, stop: tokio::sync::watch::Receiver<bool>) {
         let mut workers = Vec::new();
-        for handler in self.handlers.clone() {
+        let loops = self
+            .handlers
+            .iter()
+            .flat_map(|handler| {
+                std::iter::repeat_n(handler.clone(), handler.rounds_at_once().max(1))
+            })
+            .collect::<Vec<_>>();
+        for handler in loops {
             let runner = self.clone();
             let mut stop = stop.clone();
             workers.push(tokio::spawn(async move {

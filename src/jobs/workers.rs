@@ -51,12 +51,12 @@ pub fn workers(
         ingest: ingest.clone(),
     })];
     if let Some(sink) = settings.sink {
-        handlers.push(Arc::new(Forward {
-            store: store.clone(),
-            clock: clock.clone(),
+        handlers.push(Arc::new(Forward::new(
+            store.clone(),
+            clock.clone(),
             sink,
-            in_flight: settings.agency_in_flight.max(1),
-        }));
+            settings.agency_in_flight,
+        )));
     }
     if let Some(mailer) = settings.mailer {
         handlers.push(Arc::new(Digests {

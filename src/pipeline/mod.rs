@@ -21,8 +21,12 @@
 //!
 //! - [`case`]: the wire documents, written and read strictly;
 //! - [`push`]: the push client;
-//! - `fake_agency` (feature `fake`): a faithful fake agency on loopback, for tests and demos.
+//! - `fake_agency` (feature `fake`): a faithful fake agency on loopback, for tests and demos;
+//! - `bench` (feature `fake`): `forfall bench forward`, the gateway's forwarding against a bare
+//!   reqwest loop.
 
+#[cfg(feature = "fake")]
+pub mod bench;
 pub mod case;
 pub mod events;
 #[cfg(feature = "fake")]

@@ -202,6 +202,21 @@ pub struct IngestReport {
     pub decisions: usize,
 }
 
+/// A message for the agency to keep (see [`Store::record_pipeline_messages`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineRecord {
+    pub creditor: CreditorId,
+    pub case: CaseId,
+    /// The message's id (its idempotency key).
+    pub id: String,
+    pub kind: String,
+    pub body: serde_json::Value,
+    /// It was just pushed.
+    pub delivered: bool,
+    /// The state its case is in once it is delivered, if it changes.
+    pub case_state: Option<CaseState>,
+}
+
 /// Why a claimed job goes back.
 #[derive(Debug, Clone, PartialEq)]
 pub enum JobOutcome {
@@ -459,6 +474,21 @@ pub trait Store: ApiStore + Send + Sync {
         kind: &str,
         body: &serde_json::Value,
         delivered: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Opens the cases of several transfers of one creditor in one transaction, each as
+    /// [`Store::open_case`] would (once per `transfer_key`), in the order given.
+    async fn open_cases(
+        &self,
+        creditor: &CreditorId,
+        new: &[NewCase],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Case>, StoreError>;
+    /// Keeps several messages, each as [`Store::record_pipeline_message`] would, with the case
+    /// state each one's delivery brings, in one transaction.
+    async fn record_pipeline_messages(
+        &self,
+        messages: &[PipelineRecord],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
     /// The messages not yet acknowledged, after `after_seq`, oldest first (the pull queue).

@@ -707,47 +707,31 @@ macro_rules! impl_store {
                     now: DateTime<Utc>,
                 ) -> Result<Case, StoreError> {
                     let mut tx = self.begin_write().await?;
-                    let existing: Option<CaseRow> = sqlx::query_as(&format!(
-                        "SELECT {CASE_COLUMNS} FROM cases WHERE transfer_key = $1"
-                    ))
-                    .bind(&new.transfer_key)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    if let Some(row) = existing {
+                    let (case, created) = open_case_in_tx(&mut tx, creditor, new, now).await?;
+                    if created {
+                        tx.commit().await?;
+                    } else {
                         tx.rollback().await?;
-                        return Case::try_from(row);
                     }
-                    let generation: i32 = sqlx::query_scalar(
-                        "SELECT CAST(COUNT(*) + 1 AS INTEGER) FROM cases \
-                                 WHERE creditor_id = $1 AND invoice_id = $2",
-                    )
-                    .bind(creditor.as_str())
-                    .bind(new.invoice_id.as_str())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let id = CaseId::generate();
-                    let row: CaseRow = sqlx::query_as(&format!(
-                        "INSERT INTO cases (id, creditor_id, invoice_id, generation, state, \
-                                 currency, amount_minor, transfer_on, free_withdrawal_until, \
-                                 first_reminder_on, opened_at, transfer_key) \
-                                 VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $11) \
-                                 RETURNING {CASE_COLUMNS}"
-                    ))
-                    .bind(id.as_str())
-                    .bind(creditor.as_str())
-                    .bind(new.invoice_id.as_str())
-                    .bind(generation)
-                    .bind(new.amount.currency.code())
-                    .bind(new.amount.to_minor_units()?)
-                    .bind(new.transfer_on)
-                    .bind(new.free_withdrawal_until)
-                    .bind(new.first_reminder_on)
-                    .bind(millis(now))
-                    .bind(&new.transfer_key)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                    Ok(case)
+                }
+
+                async fn open_cases(
+                    &self,
+                    creditor: &CreditorId,
+                    new: &[NewCase],
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<Case>, StoreError> {
+                    if new.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_write().await?;
+                    let mut cases = Vec::with_capacity(new.len());
+                    for one in new {
+                        cases.push(open_case_in_tx(&mut tx, creditor, one, now).await?.0);
+                    }
                     tx.commit().await?;
-                    Case::try_from(row)
+                    Ok(cases)
                 }
 
                 async fn latest_case(
@@ -834,6 +818,33 @@ macro_rules! impl_store {
                     .bind(delivered_at)
                     .execute(&self.pool)
                     .await?;
+                    Ok(())
+                }
+
+                async fn record_pipeline_messages(
+                    &self,
+                    messages: &[$crate::store::PipelineRecord],
+                    now: DateTime<Utc>,
+                ) -> Result<(), StoreError> {
+                    if messages.is_empty() {
+                        return Ok(());
+                    }
+                    let mut tx = self.begin_write().await?;
+                    for message in messages {
+                        insert_pipeline_message(&mut tx, message, now).await?;
+                        if let Some(state) = message.case_state {
+                            let updated = sqlx::query(
+                                "UPDATE cases SET state = $3 WHERE creditor_id = $1 AND id = $2",
+                            )
+                            .bind(message.creditor.as_str())
+                            .bind(message.case.as_str())
+                            .bind(state.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                            found(updated.rows_affected(), "case", message.case.as_str())?;
+                        }
+                    }
+                    tx.commit().await?;
                     Ok(())
                 }
 
@@ -1134,6 +1145,80 @@ macro_rules! impl_store {
                     tx.commit().await?;
                     Ok(())
                 }
+            }
+
+            /// Opens the case of a transfer unless its `transfer_key` has one; the case, and
+            /// whether it was opened now.
+            async fn open_case_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                creditor: &CreditorId,
+                new: &NewCase,
+                now: DateTime<Utc>,
+            ) -> Result<(Case, bool), StoreError> {
+                let existing: Option<CaseRow> = sqlx::query_as(&format!(
+                    "SELECT {CASE_COLUMNS} FROM cases WHERE transfer_key = $1"
+                ))
+                .bind(&new.transfer_key)
+                .fetch_optional(&mut **tx)
+                .await?;
+                if let Some(row) = existing {
+                    return Ok((Case::try_from(row)?, false));
+                }
+                let generation: i32 = sqlx::query_scalar(
+                    "SELECT CAST(COUNT(*) + 1 AS INTEGER) FROM cases \
+                             WHERE creditor_id = $1 AND invoice_id = $2",
+                )
+                .bind(creditor.as_str())
+                .bind(new.invoice_id.as_str())
+                .fetch_one(&mut **tx)
+                .await?;
+                let id = CaseId::generate();
+                let row: CaseRow = sqlx::query_as(&format!(
+                    "INSERT INTO cases (id, creditor_id, invoice_id, generation, state, \
+                             currency, amount_minor, transfer_on, free_withdrawal_until, \
+                             first_reminder_on, opened_at, transfer_key) \
+                             VALUES ($1, $2, $3, $4, 'open', $5, $6, $7, $8, $9, $10, $11) \
+                             RETURNING {CASE_COLUMNS}"
+                ))
+                .bind(id.as_str())
+                .bind(creditor.as_str())
+                .bind(new.invoice_id.as_str())
+                .bind(generation)
+                .bind(new.amount.currency.code())
+                .bind(new.amount.to_minor_units()?)
+                .bind(new.transfer_on)
+                .bind(new.free_withdrawal_until)
+                .bind(new.first_reminder_on)
+                .bind(millis(now))
+                .bind(&new.transfer_key)
+                .fetch_one(&mut **tx)
+                .await?;
+                Ok((Case::try_from(row)?, true))
+            }
+
+            /// Keeps one message (once per id; a later delivery only sets `delivered_at`).
+            async fn insert_pipeline_message(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                message: &$crate::store::PipelineRecord,
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                let delivered_at = message.delivered.then(|| millis(now));
+                sqlx::query(
+                    "INSERT INTO pipeline_messages (id, creditor_id, case_id, kind, body, \
+                             created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                             ON CONFLICT (id) DO UPDATE SET delivered_at = \
+                             COALESCE(pipeline_messages.delivered_at, excluded.delivered_at)",
+                )
+                .bind(&message.id)
+                .bind(message.creditor.as_str())
+                .bind(message.case.as_str())
+                .bind(&message.kind)
+                .bind(Json(&message.body))
+                .bind(millis(now))
+                .bind(delivered_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
             }
 
             /// Records one claimed job's outcome and the attempt, if `owner` still holds it.

@@ -41,10 +41,11 @@ type Failed = String;
 
 /// A fresh store: a new SQLite file, or a new PostgreSQL database created through the given URL
 /// (dropped again by [`drop_database`]).
-async fn fresh_store(
+pub(crate) async fn fresh_store(
     backends: &Backends,
     name: &str,
     postgres: bool,
+    max_connections: u32,
 ) -> Result<Arc<dyn Store>, Failed> {
     let url = if postgres {
         let admin = backends.postgres_url.clone().ok_or("no PostgreSQL URL")?;
@@ -68,7 +69,7 @@ async fn fresh_store(
     };
     let store = store::open(&StoreOptions {
         url,
-        max_connections: 8,
+        max_connections,
     })
     .await
     .map_err(|e| e.to_string())?;
@@ -76,7 +77,7 @@ async fn fresh_store(
     Ok(store)
 }
 
-async fn drop_database(backends: &Backends, name: &str) {
+pub(crate) async fn drop_database(backends: &Backends, name: &str) {
     if let Some(admin) = &backends.postgres_url
         && let Ok(pool) = sqlx::PgPool::connect(admin).await
     {
@@ -227,7 +228,7 @@ pub async fn bench_sync(invoices: usize, backends: &Backends) -> Result<String, 
         runs.push(("PostgreSQL", true));
     }
     for (name, postgres) in runs {
-        let store = fresh_store(backends, "bench_sync", postgres).await?;
+        let store = fresh_store(backends, "bench_sync", postgres, 8).await?;
         let settings = serde_json::json!({
             "base_url": fake.base_url(),
             "consumer_token": config.consumer_token,
@@ -403,7 +404,7 @@ pub async fn bench_webhooks(deliveries: usize, backends: &Backends) -> Result<St
         runs.push(("PostgreSQL", true));
     }
     for (name, postgres) in runs {
-        let store = fresh_store(backends, "bench_hooks", postgres).await?;
+        let store = fresh_store(backends, "bench_hooks", postgres, 8).await?;
         let (ingest, id) = world(
             store.clone(),
             "generic",
