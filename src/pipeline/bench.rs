@@ -307,6 +307,7 @@ async fn seed(store: Arc<dyn Store>, clock: Arc<dyn Clock>, cases: usize) -> Res
                 language: Language::Nb,
                 email: Some("post@benk.example".into()),
                 policy: serde_json::json!({}),
+                partner_id: None,
             },
             clock.now(),
         )
