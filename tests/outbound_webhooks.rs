@@ -171,28 +171,43 @@ impl Receiver {
 struct Api {
     base: String,
     token: String,
+    key_id: forfall::domain::ApiKeyId,
     http: reqwest::Client,
 }
 
 impl Api {
     async fn key(store: &dyn Store, base: &str, owner: &Owner) -> Api {
         let (token, hash) = forfall::api::auth::new_token();
-        store
+        let key = store
             .create_api_key(owner, Scopes::ALL, None, &hash, chrono::Utc::now())
             .await
             .expect("API key");
         Api {
             base: base.to_owned(),
             token,
+            key_id: key.id,
             http: reqwest::Client::new(),
         }
     }
 
     async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        self.send_with(method, path, body, None).await
+    }
+
+    async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> (u16, Value) {
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
             .bearer_auth(&self.token);
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -538,6 +553,52 @@ async fn endpoints_are_their_owners_alone_and_a_partners_endpoint_hears_all_its_
     assert_eq!(created["partner_id"], json!(p.id));
     assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
     let id = created["id"].as_str().unwrap().to_owned();
+
+    // A retry with the same Idempotency-Key answers the same endpoint and secret, which the
+    // gateway kept only sealed.
+    let body = json!({ "url": "https://erp.example/other", "event_types": ["case.closed"] });
+    let (status, first) = partner
+        .send_with(
+            reqwest::Method::POST,
+            "/v1/webhook-endpoints",
+            Some(body.clone()),
+            Some("retry-1"),
+        )
+        .await;
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = partner
+        .send_with(
+            reqwest::Method::POST,
+            "/v1/webhook-endpoints",
+            Some(body),
+            Some("retry-1"),
+        )
+        .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!(again, first);
+    let secret = first["secret"].as_str().unwrap();
+    let kept = store
+        .begin_idempotent(&partner.key_id, "retry-1", "another request", now)
+        .await
+        .unwrap();
+    let forfall::store::Idempotency::Answered { body: kept, .. } = kept else {
+        panic!("the first answer is kept: {kept:?}");
+    };
+    assert!(
+        !kept.contains(&secret["whsec_".len()..]),
+        "kept sealed: {kept}"
+    );
+    assert!(
+        !kept.contains(first["id"].as_str().unwrap()),
+        "sealed whole"
+    );
+    let (status, _) = partner
+        .delete(&format!(
+            "/v1/webhook-endpoints/{}",
+            first["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status, 204);
 
     // Listed and read by its owner, never with the secret.
     let (status, page) = partner.get("/v1/webhook-endpoints").await;

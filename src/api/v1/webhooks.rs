@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::{Page, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
+use crate::api::idempotency::SealForReplay;
 use crate::api::json::{Body, Query, parse};
 use crate::api::problem::{FieldError, Problem};
 use crate::domain::{EVENT_TYPES, EndpointId, EventId, EventTypes, WebhookEndpoint, WebhookEvent};
@@ -188,7 +189,10 @@ pub async fn create(
     state.store.create_webhook_endpoint(&endpoint).await?;
     let mut shown = endpoint_json(&endpoint);
     shown["secret"] = json!(secret.to_string());
-    Ok((StatusCode::CREATED, axum::Json(shown)).into_response())
+    let mut response = (StatusCode::CREATED, axum::Json(shown)).into_response();
+    // A retry with the same Idempotency-Key sees the same secret; it is kept sealed meanwhile.
+    response.extensions_mut().insert(SealForReplay);
+    Ok(response)
 }
 
 #[derive(Debug, Deserialize)]
