@@ -21,3 +21,4 @@ pub mod server;
 pub mod simulate;
 pub mod store;
 pub mod sync;
+pub mod webhooks;

@@ -88,6 +88,8 @@ pub async fn serve(
     }
     if let Some(ingest) = background.ingest {
         state.metrics = ingest.metrics.clone();
+        // The key that seals connection credentials seals webhook endpoints' secrets too.
+        state.encryption_key = ingest.connectors.key().cloned();
         state.ingest = Some(ingest.clone());
         workers.push(tokio::spawn(run_webhook_worker(
             ingest.clone(),

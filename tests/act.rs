@@ -280,6 +280,23 @@ async fn an_overdue_invoice_is_warned_then_transferred_once_and_its_collected_pa
     assert_eq!(payments_registered(&act.fake, id), 1);
     assert_eq!(outstanding_on_platform(&act.fake, id), Decimal::ZERO);
     assert_eq!(act.stored(id).await.stage, Stage::Closed);
+    // Partners hear of the registered payment once, however often the event was delivered.
+    let synced = act
+        .world
+        .store
+        .events_of(
+            &forfall::domain::Owner::Creditor(act.creditor().clone()),
+            &forfall::store::EventFilter {
+                event_type: Some("payment.synced".into()),
+                ..Default::default()
+            },
+            10,
+        )
+        .await
+        .unwrap();
+    assert_eq!(synced.len(), 1, "{synced:?}");
+    assert_eq!(synced[0].data["amount"], "1250.00");
+    assert_eq!(synced[0].data["paid_on"], "2026-12-03");
 
     // The next poll sees the payment Forfall wrote: not a payment to the creditor.
     act.sync().await;

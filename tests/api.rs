@@ -40,6 +40,20 @@ impl Server {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        // Ingest with an encryption key, as serve has it (webhook endpoints seal their secrets).
+        let key = forfall::secrets::EncryptionKey::from_base64(
+            &forfall::secrets::EncryptionKey::generate_base64(),
+        )
+        .unwrap();
+        let ingest = Arc::new(forfall::sync::Ingest::new(
+            store.clone(),
+            Arc::new(SystemClock),
+            forfall::sync::connections::Connectors::new(
+                Some(key),
+                forfall_connector::client::HttpSettings::default(),
+            ),
+            Arc::new(forfall::api::metrics::Metrics::default()),
+        ));
         let done = tokio::spawn(async move {
             forfall::server::serve(
                 listener,
@@ -52,6 +66,7 @@ impl Server {
                 },
                 forfall::server::Background {
                     api_rate,
+                    ingest: Some(ingest),
                     ..Default::default()
                 },
             )
@@ -93,6 +108,8 @@ struct Tenant {
     invoice: String,
     message: String,
     job: String,
+    endpoint: String,
+    event: String,
     secrets: Vec<String>,
 }
 
@@ -258,6 +275,31 @@ async fn tenant(store: &Arc<dyn Store>, name: &str) -> Tenant {
         .find(|j| j.idempotency_key == format!("dead:{name}"))
         .unwrap()
         .id;
+    let endpoint = forfall::domain::WebhookEndpoint {
+        id: forfall::domain::EndpointId::generate(),
+        owner: Owner::Partner(partner.id.clone()),
+        url: format!("https://{}.example/hooks", name.to_lowercase()),
+        event_types: forfall::domain::EventTypes::All,
+        description: Some(format!("{name} ERP")),
+        sealed_secret: vec![0; 40],
+        created_at: now(),
+        deleted_at: None,
+    };
+    store.create_webhook_endpoint(&endpoint).await.unwrap();
+    let event = store
+        .record_event(
+            &format!("event:{name}"),
+            &forfall::domain::WebhookEvent {
+                id: forfall::domain::EventId::generate(),
+                creditor_id: creditor.id.clone(),
+                event_type: "invoice.noticed".into(),
+                data: json!({ "invoice_id": invoice, "number": format!("{name}-F1001") }),
+                created_at: now(),
+            },
+        )
+        .await
+        .unwrap()
+        .id;
     let partner_key = key(store, Owner::Partner(partner.id.clone()), Scopes::ALL).await;
     let creditor_key = key(store, Owner::Creditor(creditor.id.clone()), Scopes::ALL).await;
     let secrets = vec![
@@ -273,6 +315,9 @@ async fn tenant(store: &Arc<dyn Store>, name: &str) -> Tenant {
         message.clone(),
         job.to_string(),
         case.id.to_string(),
+        endpoint.id.to_string(),
+        endpoint.url.clone(),
+        event.to_string(),
     ];
     Tenant {
         partner_key,
@@ -283,6 +328,8 @@ async fn tenant(store: &Arc<dyn Store>, name: &str) -> Tenant {
         invoice: invoice.to_string(),
         message,
         job: job.to_string(),
+        endpoint: endpoint.id.to_string(),
+        event: event.to_string(),
         secrets,
     }
 }
@@ -735,6 +782,8 @@ fn path_value<'a>(tenant: &'a Tenant, name: &str) -> &'a str {
         "invoice" => &tenant.invoice,
         "message" => &tenant.message,
         "job" => &tenant.job,
+        "endpoint" => &tenant.endpoint,
+        "event" => &tenant.event,
         other => panic!(
             "the isolation test has no value for the path parameter {{{other}}}: add one to Tenant"
         ),

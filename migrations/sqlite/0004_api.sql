@@ -41,7 +41,9 @@ CREATE TABLE idempotency_keys (
 );
 
 -- Where a partner (or a creditor) wants events, signed with the endpoint's own secret (sealed
--- like connection credentials).
+-- like connection credentials, bound to the endpoint's id). `event_types` is a JSON array of event
+-- types, `["*"]` for every type. A deleted endpoint is kept (its deliveries still name it) but
+-- receives nothing more.
 CREATE TABLE webhook_endpoints (
     id          TEXT PRIMARY KEY,
     partner_id  TEXT REFERENCES partners (id),
@@ -54,10 +56,15 @@ CREATE TABLE webhook_endpoints (
     deleted_at  INTEGER,
     CHECK ((partner_id IS NULL) <> (creditor_id IS NULL))
 );
+CREATE INDEX webhook_endpoints_partner ON webhook_endpoints (partner_id);
+CREATE INDEX webhook_endpoints_creditor ON webhook_endpoints (creditor_id);
 
--- Events about a creditor's invoices, kept so they can be listed and replayed.
+-- Events about a creditor's invoices, kept so they can be listed and replayed. `key` is the
+-- idempotency key of the job that wrote the event (one event per engine decision, however often
+-- that job runs).
 CREATE TABLE events (
     id          TEXT PRIMARY KEY,
+    key         TEXT NOT NULL UNIQUE,
     creditor_id TEXT NOT NULL REFERENCES creditors (id),
     type        TEXT NOT NULL,
     data        TEXT NOT NULL,

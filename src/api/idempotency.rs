@@ -2,6 +2,10 @@
 //! first response (with `Idempotent-Replayed: true`); the same key with a different request is
 //! 422; while the first is still being answered, 409. A first answer of 5xx is not kept, so
 //! a retry with the same key runs again.
+//!
+//! An answer that shows a secret once (a webhook endpoint's signing secret) carries the
+//! [`SealForReplay`] extension: it is kept sealed with the encryption key, never as plain text,
+//! and opened again to be replayed.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
@@ -21,6 +25,17 @@ pub const REPLAYED: &str = "idempotent-replayed";
 const POINTER: &str = "/headers/Idempotency-Key";
 /// The largest response kept for replay.
 const MAX_RESPONSE: usize = 8 * 1024 * 1024;
+/// The prefix of a kept answer that is sealed (base64 of `nonce || ciphertext`).
+const SEALED: &str = "sealed:";
+
+/// A response extension: the answer holds a secret, so it is kept for replay only sealed.
+#[derive(Debug, Clone, Copy)]
+pub struct SealForReplay;
+
+/// What a kept answer is sealed to: its API key and Idempotency-Key.
+fn record(api_key: &crate::domain::ApiKeyId, key: &str) -> String {
+    format!("idempotency:{api_key}:{key}")
+}
 
 pub async fn idempotent(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST || !request.uri().path().starts_with("/v1/") {
@@ -90,6 +105,26 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
             body,
             ..
         }) => {
+            let body = match body.strip_prefix(SEALED) {
+                None => body,
+                Some(sealed) => {
+                    use base64::Engine as _;
+                    let opened = state.encryption_key.as_ref().and_then(|k| {
+                        let bytes = base64::engine::general_purpose::STANDARD
+                            .decode(sealed)
+                            .ok()?;
+                        let plain = k.open(&bytes, &record(&caller.key, &key)).ok()?;
+                        String::from_utf8(plain).ok()
+                    });
+                    match opened {
+                        Some(body) => body,
+                        None => {
+                            return Problem::internal(&"a kept answer does not open with this key")
+                                .into_response();
+                        }
+                    }
+                }
+            };
             let mut response =
                 (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
             if let Ok(value) = HeaderValue::from_str(&content_type) {
@@ -111,7 +146,20 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
                     return Problem::internal(&e).into_response();
                 }
             };
-            let text = std::str::from_utf8(&bytes).ok();
+            let sealed;
+            let mut text = std::str::from_utf8(&bytes).ok();
+            if parts.extensions.get::<SealForReplay>().is_some() {
+                use base64::Engine as _;
+                sealed = state.encryption_key.as_ref().map(|k| {
+                    let bytes = k.seal(&bytes, &record(&caller.key, &key));
+                    format!(
+                        "{SEALED}{}",
+                        base64::engine::general_purpose::STANDARD.encode(bytes)
+                    )
+                });
+                // Without a key the answer is not kept: a retry runs again.
+                text = sealed.as_deref();
+            }
             let outcome = match text {
                 Some(text) if !parts.status.is_server_error() => {
                     let content_type = parts

@@ -34,6 +34,9 @@ pub struct AppState {
     pub ingest: Option<Arc<crate::sync::Ingest>>,
     /// The collection agency's secret, which signs its events; `None`: no agency configured.
     pub agency_secret: Option<forfall_connector::standard_webhooks::Secret>,
+    /// Seals secrets the API is given or makes (webhook endpoints' signing secrets); `None`:
+    /// routes that need it answer 503.
+    pub encryption_key: Option<crate::secrets::EncryptionKey>,
     /// Wakes the job workers when a request causes work.
     pub jobs_wake: Arc<tokio::sync::Notify>,
     /// Each API key's rate limit.
@@ -49,6 +52,7 @@ impl AppState {
             metrics: Arc::new(Metrics::default()),
             ingest: None,
             agency_secret: None,
+            encryption_key: None,
             jobs_wake: Arc::new(tokio::sync::Notify::new()),
             limits: Arc::new(auth::Limits::default()),
             shutting_down: Arc::new(AtomicBool::new(false)),

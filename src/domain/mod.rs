@@ -11,6 +11,7 @@ mod invoice;
 mod job;
 mod log;
 mod money;
+mod webhook;
 
 pub use access::{ApiKey, Owner, Partner, Scopes};
 pub use case::{Case, CaseState, NewCase, PipelineMessage};
@@ -25,3 +26,4 @@ pub use invoice::{Dispute, Invoice, InvoiceFacts, Stage};
 pub use job::{Job, JobAttempt, JobState, NewJob};
 pub use log::{Decision, EventSource, InvoiceEvent, NewDecision};
 pub use money::{Currency, Money, MoneyError};
+pub use webhook::{EVENT_TYPES, EventTypes, WebhookEndpoint, WebhookEvent};

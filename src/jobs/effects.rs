@@ -1,24 +1,30 @@
 //! What each of the engine's decisions causes in the outside world, as jobs written in the same
 //! transaction as the decision (the outbox). The table is data: one row per action.
 //!
-//! | action | the agency | the creditor's e-mail | the accounting platform |
-//! | --- | --- | --- | --- |
-//! | `notice_sent` | | warning digest | |
-//! | `listed` | | weekly list digest | |
-//! | `transferred` | `case.transfer` | transfer notice digest | status note |
-//! | `withdrawn` | `case.withdraw` | | status note |
-//! | `held` | `case.hold` | | status note |
-//! | `released` | `case.release` | | status note |
-//! | `principal_paid` | (`case.paid_directly`, from the payment itself) | | status note |
-//! | `closed` | | | status note |
-//! | `skipped`, `cancelled` | | | |
+//! | action | the agency | the creditor's e-mail | the accounting platform | partners' webhooks |
+//! | --- | --- | --- | --- | --- |
+//! | `notice_sent` | | warning digest | | `invoice.noticed` |
+//! | `listed` | | weekly list digest | | `invoice.listed` |
+//! | `transferred` | `case.transfer` | transfer notice digest | status note | `invoice.transferred` |
+//! | `withdrawn` | `case.withdraw` | | status note | `case.withdrawn` |
+//! | `held` | `case.hold` | | status note | `case.held` |
+//! | `released` | `case.release` | | status note | `case.released` |
+//! | `principal_paid` | (`case.paid_directly`, from the payment itself) | | status note | `case.principal_paid` |
+//! | `closed` | | | status note | `case.closed` |
+//! | `cancelled` | | | | `invoice.cancelled` |
+//! | `skipped` | | | | |
 //!
 //! A payment the creditor received directly while a case is open becomes `case.paid_directly`
 //! (whatever the engine decides about the case), and a payment the agency collected becomes a
-//! payment registered in the platform. Every job's idempotency key is derived from what it does
+//! payment registered in the platform (and, once registered, the event `payment.synced`). Every
+//! job's idempotency key is derived from what it does
 //! (`transfer:{connection}:{invoice}:{day}`: an invoice is transferred at most once a day, so the
 //! day is the case's generation); the agency's messages about one invoice form one chain, and so
 //! do the writes to one invoice in the platform, so each runs in order.
+//!
+//! An event for partners is an `event` job ([`EVENT_JOB`]): its handler
+//! ([`crate::webhooks::Events`]) writes the event once and enqueues one delivery
+//! ([`DELIVERY_JOB`]) per endpoint that hears of it.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -34,6 +40,10 @@ pub const PIPELINE_JOB: &str = "pipeline";
 pub const EMAIL_JOB: &str = "email";
 /// Writes to the accounting platform (payments, status notes).
 pub const PLATFORM_JOB: &str = "platform";
+/// An event for partners' webhook endpoints: written once, then fanned out to deliveries.
+pub const EVENT_JOB: &str = "event";
+/// One signed POST of one event to one endpoint.
+pub const DELIVERY_JOB: &str = "webhook_delivery";
 
 /// One effect of a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,30 +54,66 @@ pub enum Effect {
     Email(&'static str),
     /// A status note on the invoice in the platform.
     StatusNote,
+    /// An event of this type for partners' webhook endpoints.
+    Event(&'static str),
 }
 
 /// The table: what each action causes.
 pub const EFFECTS: &[(&str, &[Effect])] = &[
-    ("notice_sent", &[Effect::Email("warning")]),
-    ("listed", &[Effect::Email("weekly_list")]),
+    (
+        "notice_sent",
+        &[Effect::Email("warning"), Effect::Event("invoice.noticed")],
+    ),
+    (
+        "listed",
+        &[
+            Effect::Email("weekly_list"),
+            Effect::Event("invoice.listed"),
+        ],
+    ),
     (
         "transferred",
         &[
             Effect::Agency("transfer"),
             Effect::Email("transfer"),
             Effect::StatusNote,
+            Effect::Event("invoice.transferred"),
         ],
     ),
     (
         "withdrawn",
-        &[Effect::Agency("withdraw"), Effect::StatusNote],
+        &[
+            Effect::Agency("withdraw"),
+            Effect::StatusNote,
+            Effect::Event("case.withdrawn"),
+        ],
     ),
-    ("held", &[Effect::Agency("hold"), Effect::StatusNote]),
-    ("released", &[Effect::Agency("release"), Effect::StatusNote]),
-    ("principal_paid", &[Effect::StatusNote]),
-    ("closed", &[Effect::StatusNote]),
+    (
+        "held",
+        &[
+            Effect::Agency("hold"),
+            Effect::StatusNote,
+            Effect::Event("case.held"),
+        ],
+    ),
+    (
+        "released",
+        &[
+            Effect::Agency("release"),
+            Effect::StatusNote,
+            Effect::Event("case.released"),
+        ],
+    ),
+    (
+        "principal_paid",
+        &[Effect::StatusNote, Effect::Event("case.principal_paid")],
+    ),
+    (
+        "closed",
+        &[Effect::StatusNote, Effect::Event("case.closed")],
+    ),
     ("skipped", &[]),
-    ("cancelled", &[]),
+    ("cancelled", &[Effect::Event("invoice.cancelled")]),
 ];
 
 /// What an action causes (nothing for an action the table does not know).
@@ -131,6 +177,19 @@ pub fn jobs_for(
                     now,
                 )
                 .in_chain(platform_chain(connection, invoice)),
+                Effect::Event(event_type) => {
+                    let mut fields = action.to_json();
+                    fields.remove("invoice");
+                    fields.remove("action");
+                    event_job(
+                        event_type,
+                        connection,
+                        invoice,
+                        &action.on.to_string(),
+                        Value::Object(fields),
+                        now,
+                    )
+                }
             };
             jobs.push(job);
         }
@@ -195,6 +254,30 @@ pub fn collection_payment_job(
     .in_chain(platform_chain(connection, invoice))
 }
 
+/// The event `event_type` about `invoice` (the platform's id), once per `occurrence` (the day of a
+/// decision, the agency's event id of a payment). `fields` become the event's data beside the
+/// invoice's ids.
+pub fn event_job(
+    event_type: &str,
+    connection: &ConnectionId,
+    invoice: &str,
+    occurrence: &str,
+    fields: Value,
+    now: DateTime<Utc>,
+) -> NewJob {
+    NewJob::new(
+        EVENT_JOB,
+        format!("event.{event_type}:{connection}:{invoice}:{occurrence}"),
+        json!({
+            "event_type": event_type,
+            "connection": connection.as_str(),
+            "invoice": invoice,
+            "fields": fields,
+        }),
+        now,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,10 +300,25 @@ mod tests {
             &[
                 Effect::Agency("transfer"),
                 Effect::Email("transfer"),
-                Effect::StatusNote
+                Effect::StatusNote,
+                Effect::Event("invoice.transferred"),
             ]
         );
         assert!(effects_of("skipped").is_empty());
         assert!(effects_of("no_such_action").is_empty());
+    }
+
+    #[test]
+    fn every_event_the_table_causes_is_a_known_event_type() {
+        for (action, effects) in EFFECTS {
+            for effect in *effects {
+                if let Effect::Event(event_type) = effect {
+                    assert!(
+                        crate::domain::EVENT_TYPES.contains(event_type),
+                        "{action} causes the unknown event {event_type}"
+                    );
+                }
+            }
+        }
     }
 }

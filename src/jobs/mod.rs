@@ -339,6 +339,11 @@ impl Runner {
         if job.kind == effects::EMAIL_JOB {
             return; // an e-mail that cannot be sent is not announced by e-mail
         }
+        if job.kind == effects::DELIVERY_JOB {
+            // The endpoint's owner (often a partner, not the creditor) sees it among the dead
+            // letters; the creditor is not e-mailed about someone else's receiver.
+            return;
+        }
         let alert = crate::notify::digests::dead_letter_job(job, error, self.clock.now());
         if let Err(e) = self
             .store

@@ -1,5 +1,6 @@
 //! One gateway instance's workers, assembled: the job runner with a handler per kind of work the
-//! configuration allows, and the day tick. What is not configured (no agency, no SMTP server)
+//! configuration allows, and the day tick. Events for partners' webhooks are always written;
+//! they are delivered where the encryption key (which seals the endpoints' secrets) is known. What is not configured (no agency, no SMTP server)
 //! has no handler: its jobs wait in the queue, visible with `forfall jobs list`, until it is.
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::pipeline::forward::{Forward, Sink};
 use crate::store::Store;
 use crate::sync::Ingest;
 use crate::sync::write_back::WriteBack;
+use crate::webhooks::{Deliveries, Events};
 
 use super::day_tick::DayTick;
 use super::{Handler, Runner, RunnerSettings};
@@ -47,9 +49,18 @@ pub fn workers(
     owner: String,
     settings: WorkerSettings,
 ) -> Workers {
-    let mut handlers: Vec<Arc<dyn Handler>> = vec![Arc::new(WriteBack {
-        ingest: ingest.clone(),
-    })];
+    let mut handlers: Vec<Arc<dyn Handler>> = vec![
+        Arc::new(WriteBack {
+            ingest: ingest.clone(),
+        }),
+        Arc::new(Events {
+            store: store.clone(),
+            clock: clock.clone(),
+        }),
+    ];
+    if let Some(key) = ingest.connectors.key() {
+        handlers.push(Arc::new(Deliveries::new(store.clone(), key.clone())));
+    }
     if let Some(sink) = settings.sink {
         handlers.push(Arc::new(Forward::new(
             store.clone(),

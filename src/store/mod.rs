@@ -11,6 +11,7 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::domain::{
 pub use api::{ApiStore, Idempotency, InvoiceFilter};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
+pub use webhooks::{EventFilter, WebhookStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -241,7 +243,7 @@ pub enum JobOutcome {
 /// The one store API. Times are passed in (from the injected clock), never read from the database's
 /// own clock, so that tests and simulations can move through days.
 #[async_trait::async_trait]
-pub trait Store: ApiStore + Send + Sync {
+pub trait Store: ApiStore + WebhookStore + Send + Sync {
     fn backend(&self) -> Backend;
 
     /// Applies the migrations this binary knows; harmless when the schema is current.

@@ -9,6 +9,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 use super::api::impl_api_store;
 use super::sql::{Dialect, impl_store};
+use super::webhooks::impl_webhook_store;
 use super::{Backend, StoreError, StoreOptions, migration_error, redact_url};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -114,4 +115,5 @@ impl PostgresStore {
 }
 
 impl_api_store!(PostgresStore);
+impl_webhook_store!(PostgresStore);
 impl_store!(PostgresStore, Postgres);

@@ -11,6 +11,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use super::api::impl_api_store;
 use super::sql::{Dialect, impl_store};
+use super::webhooks::impl_webhook_store;
 use super::{Backend, StoreError, StoreOptions, migration_error};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -98,4 +99,5 @@ impl SqliteStore {
 }
 
 impl_api_store!(SqliteStore);
+impl_webhook_store!(SqliteStore);
 impl_store!(SqliteStore, Sqlite);

@@ -19,8 +19,9 @@ use rust_decimal::Decimal;
 use serde_json::{Value, json};
 
 use crate::domain::{ConnectionId, Job};
-use crate::jobs::effects::PLATFORM_JOB;
+use crate::jobs::effects::{PLATFORM_JOB, event_job};
 use crate::jobs::{Done, Handler, JobError, payload_text as text};
+use crate::rules::money::format_amount;
 
 use super::{Ingest, SyncError};
 
@@ -110,6 +111,8 @@ impl WriteBack {
             && now_on_platform.outstanding <= before - amount.min(before)
         {
             tracing::info!(job = %job.id, "the payment is already registered on the platform");
+            self.synced(job, amount, paid_on, &now_on_platform.currency)
+                .await?;
             return Ok(Done::Succeeded);
         }
         let to_write = amount.min(now_on_platform.outstanding);
@@ -143,7 +146,41 @@ impl WriteBack {
         self.ingest
             .metrics
             .count("forfall_payments_written_back_total", "collection");
+        self.synced(job, to_write, paid_on, &now_on_platform.currency)
+            .await?;
         Ok(Done::Succeeded)
+    }
+
+    /// The payment is registered on the platform: partners hear `payment.synced` (once: the
+    /// event's key is the write's, so a rerun of the job after a lost answer adds nothing).
+    async fn synced(
+        &self,
+        job: &Job,
+        amount: Decimal,
+        paid_on: NaiveDate,
+        currency: &str,
+    ) -> Result<(), JobError> {
+        let payload = &job.payload;
+        let event = event_job(
+            "payment.synced",
+            &ConnectionId::from(text(payload, "connection")?),
+            text(payload, "invoice")?,
+            payload
+                .get("event")
+                .and_then(Value::as_str)
+                .unwrap_or(&job.idempotency_key),
+            json!({
+                "amount": format_amount(amount),
+                "currency": currency,
+                "paid_on": paid_on,
+            }),
+            self.ingest.clock.now(),
+        );
+        self.ingest
+            .store
+            .enqueue_job(&job.creditor_id, &event, self.ingest.clock.now())
+            .await?;
+        Ok(())
     }
 }
 

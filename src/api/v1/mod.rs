@@ -6,6 +6,7 @@ pub mod creditors;
 pub mod dead_letters;
 pub mod invoices;
 pub mod pipeline;
+pub mod webhooks;
 
 use axum::routing::{MethodRouter, get, post};
 use serde::Serialize;
@@ -110,5 +111,15 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
         ("/v1/pipeline/messages/{message}/ack", post(pipeline::ack)),
         ("/v1/dead-letters", get(dead_letters::list)),
         ("/v1/dead-letters/{job}/retry", post(dead_letters::retry)),
+        (
+            "/v1/webhook-endpoints",
+            post(webhooks::create).get(webhooks::list),
+        ),
+        (
+            "/v1/webhook-endpoints/{endpoint}",
+            get(webhooks::get).delete(webhooks::delete),
+        ),
+        ("/v1/events", get(webhooks::events)),
+        ("/v1/events/{event}/replay", post(webhooks::replay)),
     ]
 }
