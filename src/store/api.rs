@@ -304,13 +304,13 @@ macro_rules! impl_api_store {
                 ) -> Result<ApiKey, StoreError> {
                     let exists: Option<i64> = match owner {
                         Owner::Partner(id) => {
-                            sqlx::query_scalar("SELECT 1 FROM partners WHERE id = $1")
+                            sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM partners WHERE id = $1")
                                 .bind(id.as_str())
                                 .fetch_optional(&self.pool)
                                 .await?
                         }
                         Owner::Creditor(id) => {
-                            sqlx::query_scalar("SELECT 1 FROM creditors WHERE id = $1")
+                            sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM creditors WHERE id = $1")
                                 .bind(id.as_str())
                                 .fetch_optional(&self.pool)
                                 .await?
