@@ -29,6 +29,7 @@ on_both_backends!(
     a_deleted_connection_is_gone_from_the_api_and_refuses_webhooks_while_its_invoices_stay,
     a_preview_answers_the_engines_actions_and_names_the_field_at_fault,
     connections_need_valid_credentials_an_encryption_key_and_the_right_tenant,
+    a_pass_running_when_its_connection_is_deleted_stops_without_writing_its_next_page,
 );
 
 fn day(text: &str) -> NaiveDate {
@@ -530,4 +531,49 @@ async fn connections_need_valid_credentials_an_encryption_key_and_the_right_tena
         "{problem}"
     );
     keyless.stop().await;
+}
+
+async fn a_pass_running_when_its_connection_is_deleted_stops_without_writing_its_next_page(
+    store: Arc<dyn Store>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (world, fake) = ingest::tripletex(store, 200, json!({ "page_size": 10 })).await;
+    let written = AtomicUsize::new(0);
+    let handle = tokio::runtime::Handle::current();
+    let outcome = world
+        .ingest
+        .run_pass(&world.connection, true, None, &|stats| {
+            if stats.pages == 1 {
+                written.store(stats.created, Ordering::SeqCst);
+                // The delete lands while the pass is between two pages.
+                let deleted = tokio::task::block_in_place(|| {
+                    handle.block_on(
+                        world
+                            .store
+                            .delete_connection(&world.creditor, &world.connection),
+                    )
+                });
+                assert!(deleted.expect("delete"));
+            }
+        })
+        .await;
+    let error = outcome.expect_err("the pass stops");
+    assert!(error.to_string().contains("sync pass"), "{error}");
+    let stored = world
+        .store
+        .list_invoices(&world.creditor, &Default::default(), 1000)
+        .await
+        .expect("invoices");
+    assert_eq!(stored.len(), written.load(Ordering::SeqCst));
+    // And no new pass starts.
+    let again = world
+        .ingest
+        .run_pass(&world.connection, true, None, &|_| {})
+        .await
+        .expect_err("a deleted connection is not synced");
+    assert!(
+        matches!(again, forfall::sync::SyncError::UnknownConnection(_)),
+        "{again}"
+    );
+    fake.shutdown().await;
 }
