@@ -280,7 +280,7 @@ async fn invoice_id(api: &Api, creditor: &str, platform_id: i64) -> String {
         .as_array()
         .expect("data")
         .iter()
-        .find(|i| i["platform_id"] == platform_id.to_string())
+        .find(|i| i["platform_id"].as_str() == Some(platform_id.to_string().as_str()))
         .unwrap_or_else(|| panic!("invoice {platform_id} is not listed: {page}"))["id"]
         .as_str()
         .expect("id")
