@@ -15,6 +15,10 @@ pub enum ConnectionStatus {
     Unauthorized,
     /// Switched off by the creditor.
     Paused,
+    /// Deleted through the API: never synced again and no webhook is accepted for it. The row
+    /// stays (its invoices, customers and their history reference it), with its credentials
+    /// erased.
+    Deleted,
 }
 
 impl ConnectionStatus {
@@ -24,6 +28,7 @@ impl ConnectionStatus {
             ConnectionStatus::Failing => "failing",
             ConnectionStatus::Unauthorized => "unauthorized",
             ConnectionStatus::Paused => "paused",
+            ConnectionStatus::Deleted => "deleted",
         }
     }
 
@@ -33,6 +38,7 @@ impl ConnectionStatus {
             ConnectionStatus::Failing,
             ConnectionStatus::Unauthorized,
             ConnectionStatus::Paused,
+            ConnectionStatus::Deleted,
         ]
         .into_iter()
         .find(|status| status.as_str() == s)

@@ -7,8 +7,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::StoreError;
 use crate::domain::{
-    ApiKey, ApiKeyId, Creditor, CreditorId, CustomerId, Decision, Invoice, InvoiceId, Job,
-    JobState, Owner, Partner, PartnerId, PipelineMessage, Scopes, Stage,
+    ApiKey, ApiKeyId, Connection, ConnectionId, Creditor, CreditorId, CustomerId, Decision,
+    Invoice, InvoiceId, Job, JobState, Owner, Partner, PartnerId, PipelineMessage, Scopes, Stage,
 };
 
 /// Filters of `GET /v1/creditors/{creditor}/invoices`; `None` is "any".
@@ -93,6 +93,23 @@ pub trait ApiStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Lets the key be used again (the first request failed in a way worth retrying).
     async fn forget_idempotent(&self, api_key: &ApiKeyId, key: &str) -> Result<(), StoreError>;
+
+    /// A creditor's connections that are not deleted, by id, after the cursor.
+    async fn connections_of(
+        &self,
+        creditor: &CreditorId,
+        after: Option<&ConnectionId>,
+        limit: u32,
+    ) -> Result<Vec<Connection>, StoreError>;
+    /// Deletes a connection softly (its invoices and customers reference it): the status becomes
+    /// `deleted`, the sealed credentials and the sync cursor are erased, and the pass number moves
+    /// on, so a pass still running fails at its next page instead of writing. Whether a connection
+    /// that was not yet deleted was.
+    async fn delete_connection(
+        &self,
+        creditor: &CreditorId,
+        id: &ConnectionId,
+    ) -> Result<bool, StoreError>;
 
     /// A creditor's invoices matching `filter`, by id.
     async fn list_invoices(
@@ -233,15 +250,16 @@ macro_rules! impl_api_store {
             use sqlx::types::Json;
 
             use $crate::domain::{
-                ApiKey, ApiKeyId, Creditor, CreditorId, Decision, Invoice, Job, JobState, Owner,
-                Partner, PartnerId, PipelineMessage, Scopes,
+                ApiKey, ApiKeyId, Connection, ConnectionId, ConnectionStatus, Creditor,
+                CreditorId, Decision, Invoice, Job, JobState, Owner, Partner, PartnerId,
+                PipelineMessage, Scopes,
             };
             use $crate::store::api::{
                 API_KEY_COLUMNS, ApiKeyRow, ApiStore, Idempotency, IdempotencyRow, InvoiceFilter,
                 PartnerRow, STALE_IN_PROGRESS_MS, reachable,
             };
             use $crate::store::rows::{
-                self, CREDITOR_COLUMNS, CreditorRow, DecisionRow, INVOICE_COLUMNS, InvoiceRow,
+                self, CONNECTION_COLUMNS, CREDITOR_COLUMNS, ConnectionRow, CreditorRow, DecisionRow, INVOICE_COLUMNS, InvoiceRow,
                 JOB_COLUMNS, JobRow, MESSAGE_COLUMNS, MessageRow,
             };
             use $crate::store::{StoreError, millis};
@@ -477,6 +495,45 @@ macro_rules! impl_api_store {
                         .execute(&self.pool)
                         .await?;
                     Ok(())
+                }
+
+                async fn connections_of(
+                    &self,
+                    creditor: &CreditorId,
+                    after: Option<&ConnectionId>,
+                    limit: u32,
+                ) -> Result<Vec<Connection>, StoreError> {
+                    let rows: Vec<ConnectionRow> = sqlx::query_as(&format!(
+                        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE creditor_id = $1 \
+                         AND status <> $2 AND ($3 IS NULL OR id > $3) ORDER BY id LIMIT $4"
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(ConnectionStatus::Deleted.as_str())
+                    .bind(after.map(ConnectionId::as_str))
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn delete_connection(
+                    &self,
+                    creditor: &CreditorId,
+                    id: &ConnectionId,
+                ) -> Result<bool, StoreError> {
+                    let done = sqlx::query(
+                        "UPDATE connections SET status = $3, credentials = $4, \
+                         sync_cursor = NULL, sync_in_pass = $5, sync_pass = sync_pass + 1 \
+                         WHERE creditor_id = $1 AND id = $2 AND status <> $3",
+                    )
+                    .bind(creditor.as_str())
+                    .bind(id.as_str())
+                    .bind(ConnectionStatus::Deleted.as_str())
+                    .bind(Vec::<u8>::new())
+                    .bind(false)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
                 }
 
                 async fn list_invoices(

@@ -273,11 +273,13 @@ pub trait Store: ApiStore + WebhookStore + Send + Sync {
         credentials: &SealedCredentials,
         now: DateTime<Utc>,
     ) -> Result<Connection, StoreError>;
+    /// A connection of `creditor`, deleted or not (its status says).
     async fn connection(
         &self,
         creditor: &CreditorId,
         id: &ConnectionId,
     ) -> Result<Option<Connection>, StoreError>;
+    /// Never changes a deleted connection (`NotFound`).
     async fn set_connection_status(
         &self,
         creditor: &CreditorId,
@@ -537,7 +539,8 @@ pub trait Store: ApiStore + WebhookStore + Send + Sync {
 
     // Ingest.
     /// A connection by id alone: for the platform's webhooks and the command line, where the id is
-    /// all there is. Everything after uses the connection's creditor.
+    /// all there is. Everything after uses the connection's creditor. A deleted connection is not
+    /// found (nor listed by `all_connections`, nor started by `begin_pass`).
     async fn find_connection(&self, id: &ConnectionId) -> Result<Option<Connection>, StoreError>;
     /// Every connection, for the poll loop.
     async fn all_connections(&self) -> Result<Vec<Connection>, StoreError>;

@@ -73,6 +73,10 @@ impl TryFrom<CreditorRow> for Creditor {
     }
 }
 
+pub(super) const CONNECTION_COLUMNS: &str = "id, creditor_id, platform, credentials, \
+     sync_cursor, status, last_error, last_synced_at, sync_pass, sync_in_pass, sync_full, \
+     last_full_sync_at";
+
 #[derive(sqlx::FromRow)]
 pub(super) struct ConnectionRow {
     id: String,

@@ -45,7 +45,7 @@ macro_rules! impl_store {
                 JobId, NewCreditor, NewDecision, NewJob, SealedCredentials, Stage,
             };
             use $crate::store::rows::{
-                self, CREDITOR_COLUMNS, CUSTOMER_COLUMNS, ConnectionRow, CreditorRow, CustomerRow,
+                self, CONNECTION_COLUMNS, CREDITOR_COLUMNS, CUSTOMER_COLUMNS, ConnectionRow, CreditorRow, CustomerRow,
                 DecisionRow, EventRow, INVOICE_COLUMNS, InvoiceRow, JobRow, StoredFacts,
                 AttemptRow, CASE_COLUMNS, CaseRow, JOB_COLUMNS, MESSAGE_COLUMNS, MessageRow,
             };
@@ -58,10 +58,6 @@ macro_rules! impl_store {
             /// Rows per multi-row statement: well under SQLite's and PostgreSQL's limits on bound
             /// parameters (21 columns × 400 rows).
             const ROWS_PER_STATEMENT: usize = 400;
-
-            const CONNECTION_COLUMNS: &str = "id, creditor_id, platform, credentials, \
-                         sync_cursor, status, last_error, last_synced_at, sync_pass, sync_in_pass, \
-                         sync_full, last_full_sync_at";
 
             #[async_trait::async_trait]
             impl Store for $store {
@@ -215,7 +211,7 @@ macro_rules! impl_store {
                 ) -> Result<(), StoreError> {
                     let updated = sqlx::query(
                         "UPDATE connections SET status = $3, last_error = $4 \
-                                 WHERE creditor_id = $1 AND id = $2",
+                                 WHERE creditor_id = $1 AND id = $2 AND status <> 'deleted'",
                     )
                     .bind(creditor.as_str())
                     .bind(id.as_str())
@@ -967,7 +963,8 @@ macro_rules! impl_store {
                     id: &ConnectionId,
                 ) -> Result<Option<Connection>, StoreError> {
                     let row: Option<ConnectionRow> = sqlx::query_as(&format!(
-                        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE id = $1"
+                        "SELECT {CONNECTION_COLUMNS} FROM connections \
+                         WHERE id = $1 AND status <> 'deleted'"
                     ))
                     .bind(id.as_str())
                     .fetch_optional(&self.pool)
@@ -977,7 +974,8 @@ macro_rules! impl_store {
 
                 async fn all_connections(&self) -> Result<Vec<Connection>, StoreError> {
                     let rows: Vec<ConnectionRow> = sqlx::query_as(&format!(
-                        "SELECT {CONNECTION_COLUMNS} FROM connections ORDER BY created_at, id"
+                        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE status <> 'deleted' \
+                         ORDER BY created_at, id"
                     ))
                     .fetch_all(&self.pool)
                     .await?;
@@ -993,7 +991,8 @@ macro_rules! impl_store {
                     let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "UPDATE connections SET sync_pass = sync_pass + 1, sync_in_pass = $3, \
-                         sync_full = $4 WHERE creditor_id = $1 AND id = $2 AND NOT sync_in_pass",
+                         sync_full = $4 WHERE creditor_id = $1 AND id = $2 AND NOT sync_in_pass \
+                         AND status <> 'deleted'",
                     )
                     .bind(creditor.as_str())
                     .bind(connection.as_str())
@@ -1002,7 +1001,8 @@ macro_rules! impl_store {
                     .execute(&mut *tx)
                     .await?;
                     let row: Option<ConnectionRow> = sqlx::query_as(&format!(
-                        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE creditor_id = $1 AND id = $2"
+                        "SELECT {CONNECTION_COLUMNS} FROM connections WHERE creditor_id = $1 AND id = $2 \
+                         AND status <> 'deleted'"
                     ))
                     .bind(creditor.as_str())
                     .bind(connection.as_str())

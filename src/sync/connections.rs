@@ -121,6 +121,14 @@ impl Connectors {
         self.key.as_ref()
     }
 
+    /// Drops the opened connector of `id` (and the credentials it holds in memory).
+    pub fn forget(&self, id: &ConnectionId) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
     pub fn open(&self, connection: &Connection) -> Result<Arc<Opened>, SyncError> {
         {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -207,6 +207,17 @@ impl Ingest {
         Ok(found)
     }
 
+    /// Forgets what this instance holds of a connection (after it is deleted): its webhook lookup
+    /// and its opened connector, so webhooks for it are refused at once here. Other instances
+    /// refuse them within [`CONNECTION_CACHE`].
+    pub fn forget_connection(&self, id: &ConnectionId) {
+        self.recent_connections
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        self.connectors.forget(id);
+    }
+
     /// Stores a verified delivery as a job, committed together with the deliveries arriving at
     /// the same time; whether it was new (a replay is not). Answers only once it is durable.
     pub async fn store_delivery(

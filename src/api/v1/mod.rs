@@ -2,10 +2,12 @@
 //! [`crate::api::auth`]); a route with a creditor in its path answers 404 for a creditor the key
 //! does not reach. Lists are pages of `data` with a `next_cursor`.
 
+pub mod connections;
 pub mod creditors;
 pub mod dead_letters;
 pub mod invoices;
 pub mod pipeline;
+pub mod preview;
 pub mod webhooks;
 
 use axum::routing::{MethodRouter, get, post};
@@ -69,6 +71,19 @@ pub fn routes() -> Vec<(&'static str, MethodRouter<AppState>)> {
             "/v1/creditors/{creditor}",
             get(creditors::get).patch(creditors::update),
         ),
+        (
+            "/v1/creditors/{creditor}/connections",
+            post(connections::create).get(connections::list),
+        ),
+        (
+            "/v1/creditors/{creditor}/connections/{connection}",
+            get(connections::get).delete(connections::delete),
+        ),
+        (
+            "/v1/creditors/{creditor}/connections/{connection}/sync",
+            post(connections::sync),
+        ),
+        ("/v1/creditors/{creditor}/preview", post(preview::preview)),
         ("/v1/creditors/{creditor}/invoices", get(invoices::list)),
         (
             "/v1/creditors/{creditor}/invoices/{invoice}",
