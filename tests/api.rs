@@ -27,6 +27,8 @@ on_both_backends!(
     an_opt_out_through_the_api_is_logged_filtered_and_reversible,
     pull_mode_offers_a_message_until_it_is_acknowledged,
     every_route_answers_another_tenant_as_if_nothing_were_there,
+    a_creditor_neither_sees_nor_resends_its_partners_webhook_deliveries,
+    a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_its_late_answer_ignored,
 );
 
 struct Server {
@@ -300,6 +302,23 @@ async fn tenant(store: &Arc<dyn Store>, name: &str) -> Tenant {
         .await
         .unwrap()
         .id;
+    // A delivery to the partner's endpoint that failed for good: the partner's, not the
+    // creditor's, dead letter.
+    store
+        .record_dead_letter(
+            &creditor.id,
+            &NewJob {
+                kind: forfall::webhooks::DELIVERY_JOB.into(),
+                idempotency_key: format!("deliver:{event}:{}", endpoint.id),
+                payload: json!({ "event": event.as_str(), "endpoint": endpoint.id.as_str() }),
+                run_after: now(),
+                chain: None,
+            },
+            "the endpoint answered 410",
+            now(),
+        )
+        .await
+        .unwrap();
     let partner_key = key(store, Owner::Partner(partner.id.clone()), Scopes::ALL).await;
     let creditor_key = key(store, Owner::Creditor(creditor.id.clone()), Scopes::ALL).await;
     let secrets = vec![
@@ -768,7 +787,20 @@ async fn pull_mode_offers_a_message_until_it_is_acknowledged(store: Arc<dyn Stor
     let page: Value = serde_json::from_str(&body).unwrap();
     assert!(page["data"].as_array().unwrap().is_empty());
     // B's message is still waiting for B.
-    let (_, body, _) = send(&client, reqwest::Method::GET, &list, &b.creditor_key, None).await;
+    // A creditor's key does not read or acknowledge the agency's queue.
+    let (status, _, _) = send(&client, reqwest::Method::GET, &list, &b.creditor_key, None).await;
+    assert_eq!(status, 403);
+    let b_ack = format!("{}/v1/pipeline/messages/{}/ack", server.base, b.message);
+    let (status, _, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &b_ack,
+        &b.creditor_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, body, _) = send(&client, reqwest::Method::GET, &list, &b.partner_key, None).await;
     assert!(body.contains(&b.message));
     server.stop().await;
 }
@@ -852,9 +884,10 @@ async fn every_route_answers_another_tenant_as_if_nothing_were_there(store: Arc<
                         "{method} {path} with another {who}'s key: {status} {text}"
                     );
                 } else {
-                    assert_eq!(
-                        status, 404,
-                        "{method} {path} with another {who}'s key: {text}"
+                    let partner_only = who == "creditor" && text.contains("partner-only");
+                    assert!(
+                        status == 404 || status == 403 && partner_only,
+                        "{method} {path} with another {who}'s key: {status} {text}"
                     );
                 }
             }
@@ -882,4 +915,109 @@ async fn every_route_answers_another_tenant_as_if_nothing_were_there(store: Arc<
     }
     assert!(walked >= 15, "only {walked} operations walked");
     server.stop().await;
+}
+
+async fn a_creditor_neither_sees_nor_resends_its_partners_webhook_deliveries(
+    store: Arc<dyn Store>,
+) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/dead-letters", server.base);
+    let kinds = |body: &str| -> Vec<String> {
+        serde_json::from_str::<Value>(body).unwrap()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["kind"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, body, _) = send(&client, reqwest::Method::GET, &url, &a.partner_key, None).await;
+    let mut of_partner = kinds(&body);
+    of_partner.sort();
+    assert_eq!(of_partner, ["pipeline", forfall::webhooks::DELIVERY_JOB]);
+    let (_, body, _) = send(&client, reqwest::Method::GET, &url, &a.creditor_key, None).await;
+    assert_eq!(kinds(&body), ["pipeline"]);
+    assert!(!body.contains(&a.endpoint));
+    let delivery = store
+        .jobs(&a.creditor.as_str().into())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.kind == forfall::webhooks::DELIVERY_JOB)
+        .unwrap();
+    let retry = format!("{url}/{}/retry", delivery.id);
+    let (status, _, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &retry,
+        &a.creditor_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _, _) = send(&client, reqwest::Method::POST, &retry, &a.partner_key, None).await;
+    assert_eq!(status, 200);
+    server.stop().await;
+}
+
+async fn a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_its_late_answer_ignored(
+    store: Arc<dyn Store>,
+) {
+    use forfall::store::Idempotency;
+    let a = tenant(&store, "Alfa").await;
+    let key = store
+        .api_key_by_hash(&forfall::api::auth::token_hash(&a.partner_key))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let first: DateTime<Utc> = "2026-12-06T10:00:00Z".parse().unwrap();
+    let later = first + chrono::Duration::minutes(2);
+    assert_eq!(
+        store
+            .begin_idempotent(&key, "k", "hash-1", first)
+            .await
+            .unwrap(),
+        Idempotency::Started
+    );
+    // Another request with the key, even long after: refused, not a takeover.
+    assert_eq!(
+        store
+            .begin_idempotent(&key, "k", "hash-2", later)
+            .await
+            .unwrap(),
+        Idempotency::InProgress {
+            request_hash: "hash-1".into()
+        }
+    );
+    // The same request after a minute takes the stale claim over.
+    assert_eq!(
+        store
+            .begin_idempotent(&key, "k", "hash-1", later)
+            .await
+            .unwrap(),
+        Idempotency::Started
+    );
+    // The first claim's late answer (or giving up) changes nothing; the new claim's answer stays.
+    store
+        .finish_idempotent(&key, "k", first, 201, "application/json", "{\"late\":true}")
+        .await
+        .unwrap();
+    store.forget_idempotent(&key, "k", first).await.unwrap();
+    store
+        .finish_idempotent(&key, "k", later, 201, "application/json", "{\"new\":true}")
+        .await
+        .unwrap();
+    match store
+        .begin_idempotent(&key, "k", "hash-1", later)
+        .await
+        .unwrap()
+    {
+        Idempotency::Answered { body, status, .. } => {
+            assert_eq!(status, 201);
+            assert_eq!(body, "{\"new\":true}");
+        }
+        other => panic!("expected the new claim's answer, got {other:?}"),
+    }
 }

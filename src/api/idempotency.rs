@@ -1,7 +1,9 @@
 //! `Idempotency-Key` on `/v1` POSTs, per API key: the same key with the same request returns the
 //! first response (with `Idempotent-Replayed: true`); the same key with a different request is
-//! 422; while the first is still being answered, 409. A first answer of 5xx is not kept, so
-//! a retry with the same key runs again.
+//! 422; while the first is still being answered, 409. A first answer that says "try again" (5xx,
+//! 409, 429) is not kept, so a retry with the same key runs again. A first request that never
+//! finished is taken over after a minute by the same request only, and its late answer is then
+//! not recorded over the new one.
 //!
 //! An answer that shows a secret once (a webhook endpoint's signing secret) carries the
 //! [`SealForReplay`] extension: it is kept sealed with the encryption key, never as plain text,
@@ -142,7 +144,7 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
             let bytes = match to_bytes(body, MAX_RESPONSE).await {
                 Ok(bytes) => bytes,
                 Err(e) => {
-                    let _ = state.store.forget_idempotent(&caller.key, &key).await;
+                    let _ = state.store.forget_idempotent(&caller.key, &key, now).await;
                     return Problem::internal(&e).into_response();
                 }
             };
@@ -161,7 +163,7 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
                 text = sealed.as_deref();
             }
             let outcome = match text {
-                Some(text) if !parts.status.is_server_error() => {
+                Some(text) if worth_keeping(parts.status) => {
                     let content_type = parts
                         .headers
                         .get(header::CONTENT_TYPE)
@@ -172,18 +174,42 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
                         .finish_idempotent(
                             &caller.key,
                             &key,
+                            now,
                             parts.status.as_u16(),
                             content_type,
                             text,
                         )
                         .await
                 }
-                _ => state.store.forget_idempotent(&caller.key, &key).await,
+                _ => state.store.forget_idempotent(&caller.key, &key, now).await,
             };
             if let Err(e) = outcome {
                 tracing::error!(error = %e, "could not record an idempotent response");
             }
             Response::from_parts(parts, Body::from(bytes))
         }
+    }
+}
+
+/// An answer a retry should get again. Not a 5xx, nor a 409 or 429: those say "try again", and
+/// a retry with the same key must then really run again.
+fn worth_keeping(status: StatusCode) -> bool {
+    !status.is_server_error()
+        && status != StatusCode::CONFLICT
+        && status != StatusCode::TOO_MANY_REQUESTS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_that_say_try_again_are_not_kept_for_replay() {
+        assert!(worth_keeping(StatusCode::CREATED));
+        assert!(worth_keeping(StatusCode::UNPROCESSABLE_ENTITY));
+        assert!(worth_keeping(StatusCode::NOT_FOUND));
+        assert!(!worth_keeping(StatusCode::CONFLICT));
+        assert!(!worth_keeping(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!worth_keeping(StatusCode::SERVICE_UNAVAILABLE));
     }
 }

@@ -37,13 +37,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             )
             .with_detail("send the body as application/json"));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| Problem::bad_request(format!("the body cannot be read: {e}")))?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            Problem::new(e.status(), "unreadable-body", "The body cannot be read")
+                .with_detail(e.body_text())
+        })?;
         if bytes.len() > MAX_BODY {
-            return Err(Problem::bad_request(format!(
-                "the body is larger than {MAX_BODY} bytes"
-            )));
+            return Err(Problem::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+            )
+            .with_detail(format!("the body is larger than {MAX_BODY} bytes")));
         }
         parse(&bytes).map(Body)
     }

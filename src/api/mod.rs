@@ -99,9 +99,8 @@ pub fn router(state: AppState) -> Router {
             router.route(path, handler)
         })
         .fallback(|| async { Problem::not_found() })
-        .layer(axum::middleware::map_response(
-            method_not_allowed_as_problem,
-        ))
+        .layer(axum::extract::DefaultBodyLimit::max(json::MAX_BODY))
+        .layer(axum::middleware::map_response(plain_errors_as_problems))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::idempotent,
@@ -117,24 +116,37 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The router's own 405 has no body: answer it as a problem too (keeping `Allow`).
-async fn method_not_allowed_as_problem(
-    response: axum::response::Response,
-) -> axum::response::Response {
-    if response.status() != axum::http::StatusCode::METHOD_NOT_ALLOWED
-        || response.headers().contains_key(header::CONTENT_TYPE)
-    {
+/// The router's and axum's own errors (405, a path or body that cannot be read, a body over the
+/// limit) come as plain text: answer them as problems too, keeping `Allow` and `Retry-After`.
+async fn plain_errors_as_problems(response: axum::response::Response) -> axum::response::Response {
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
         return response;
     }
-    let allow = response.headers().get(header::ALLOW).cloned();
-    let mut problem = Problem::new(
-        axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
-    )
-    .into_response();
-    if let Some(allow) = allow {
-        problem.headers_mut().insert(header::ALLOW, allow);
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let slug = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase()
+        .replace(' ', "-");
+    let mut problem = Problem::new(status, &slug, status.canonical_reason().unwrap_or("Error"));
+    if !text.is_empty() {
+        problem = problem.with_detail(text);
     }
-    problem
+    let mut answer = problem.into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(value) = parts.headers.get(&name) {
+            answer.headers_mut().insert(name, value.clone());
+        }
+    }
+    answer
 }

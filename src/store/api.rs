@@ -83,16 +83,25 @@ pub trait ApiStore: Send + Sync {
         request_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Idempotency, StoreError>;
+    /// Records the answer of the claim made at `claimed_at` (a claim taken over since is left
+    /// alone).
     async fn finish_idempotent(
         &self,
         api_key: &ApiKeyId,
         key: &str,
+        claimed_at: DateTime<Utc>,
         status: u16,
         content_type: &str,
         body: &str,
     ) -> Result<(), StoreError>;
-    /// Lets the key be used again (the first request failed in a way worth retrying).
-    async fn forget_idempotent(&self, api_key: &ApiKeyId, key: &str) -> Result<(), StoreError>;
+    /// Lets the key be used again (the first request failed in a way worth retrying), unless
+    /// another claim took it over since `claimed_at`.
+    async fn forget_idempotent(
+        &self,
+        api_key: &ApiKeyId,
+        key: &str,
+        claimed_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
 
     /// A creditor's connections that are not deleted, by id, after the cursor.
     async fn connections_of(
@@ -434,10 +443,12 @@ macro_rules! impl_api_store {
                         return Ok(Idempotency::Started);
                     }
                     // A first request that never finished (its instance died) is taken over
-                    // after a minute, so the key is not stuck.
+                    // after a minute by the same request, so the key is not stuck; another
+                    // request with the key is refused as ever.
                     let taken = sqlx::query(
                         "UPDATE idempotency_keys SET request_hash = $3, created_at = $4 \
-                         WHERE api_key_id = $1 AND key = $2 AND status IS NULL AND created_at < $5",
+                         WHERE api_key_id = $1 AND key = $2 AND status IS NULL AND created_at < $5 \
+                         AND request_hash = $3",
                     )
                     .bind(api_key.as_str())
                     .bind(key)
@@ -466,19 +477,22 @@ macro_rules! impl_api_store {
                     &self,
                     api_key: &ApiKeyId,
                     key: &str,
+                    claimed_at: DateTime<Utc>,
                     status: u16,
                     content_type: &str,
                     body: &str,
                 ) -> Result<(), StoreError> {
                     sqlx::query(
                         "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5 \
-                         WHERE api_key_id = $1 AND key = $2",
+                         WHERE api_key_id = $1 AND key = $2 AND created_at = $6 \
+                         AND status IS NULL",
                     )
                     .bind(api_key.as_str())
                     .bind(key)
                     .bind(i64::from(status))
                     .bind(content_type)
                     .bind(body)
+                    .bind(millis(claimed_at))
                     .execute(&self.pool)
                     .await?;
                     Ok(())
@@ -488,11 +502,16 @@ macro_rules! impl_api_store {
                     &self,
                     api_key: &ApiKeyId,
                     key: &str,
+                    claimed_at: DateTime<Utc>,
                 ) -> Result<(), StoreError> {
-                    sqlx::query("DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2")
-                        .bind(api_key.as_str())
-                        .bind(key)
-                        .execute(&self.pool)
+                    sqlx::query(
+                        "DELETE FROM idempotency_keys WHERE api_key_id = $1 AND key = $2 \
+                         AND created_at = $3 AND status IS NULL",
+                    )
+                    .bind(api_key.as_str())
+                    .bind(key)
+                    .bind(millis(claimed_at))
+                    .execute(&self.pool)
                         .await?;
                     Ok(())
                 }

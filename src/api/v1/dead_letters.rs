@@ -10,7 +10,7 @@ use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::json::Query;
 use crate::api::problem::Problem;
-use crate::domain::{Job, JobAttempt, JobId, JobState};
+use crate::domain::{EndpointId, Job, JobAttempt, JobId, JobState};
 
 fn job_json(job: &Job, attempts: &[JobAttempt]) -> Value {
     json!({
@@ -47,14 +47,34 @@ pub async fn list(
     let limit = super::page_limit(query.limit)?;
     let jobs = state
         .store
-        .jobs_of(&caller.owner, Some(JobState::Dead), limit)
+        .jobs_of(&caller.owner, Some(JobState::Dead), limit + 1)
         .await?;
+    let has_more = jobs.len() > limit as usize;
     let mut data = Vec::with_capacity(jobs.len());
-    for job in &jobs {
+    for job in jobs.iter().take(limit as usize) {
+        if !visible(&state, &caller, job).await? {
+            continue;
+        }
         let attempts = state.store.job_attempts(&job.id).await?;
         data.push(job_json(job, &attempts));
     }
-    Ok(axum::Json(json!({ "data": data, "next_cursor": null })))
+    Ok(axum::Json(json!({ "data": data, "has_more": has_more })))
+}
+
+/// A delivery to a webhook endpoint is its endpoint owner's alone: a creditor does not see (or
+/// re-send) its partner's deliveries, nor a partner a creditor's own.
+async fn visible(state: &AppState, caller: &Caller, job: &Job) -> Result<bool, Problem> {
+    if job.kind != crate::webhooks::DELIVERY_JOB {
+        return Ok(true);
+    }
+    let Some(endpoint) = job.payload.get("endpoint").and_then(Value::as_str) else {
+        return Ok(false);
+    };
+    Ok(state
+        .store
+        .webhook_endpoint_of(&caller.owner, &EndpointId::from(endpoint))
+        .await?
+        .is_some())
 }
 
 /// Puts a dead letter back in the queue with a fresh count of attempts.
@@ -73,6 +93,9 @@ pub async fn retry(
         .await?
         .filter(|c| caller.reaches(c))
         .ok_or_else(not_found)?;
+    if !visible(&state, &caller, &found).await? {
+        return Err(not_found());
+    }
     if found.state != JobState::Dead {
         return Err(Problem::conflict(format!(
             "job {job} is {}, not dead",

@@ -427,9 +427,36 @@ async fn act_on_customer(
     {
         return Err(Problem::not_found().with_detail("no customer by that id for this creditor"));
     }
+    // The rest runs in a task of its own: a client that hangs up does not cut it off half-way.
+    let work = tokio::spawn(apply_to_customer(
+        state.clone(),
+        creditor.id.clone(),
+        customer_id.clone(),
+        opt_out,
+    ));
+    let (changed, skipped) = work.await.map_err(|e| Problem::internal(&e))??;
+    state.jobs_wake.notify_one();
+    Ok(axum::Json(json!({
+        "customer_id": customer_id,
+        "opt_out": opt_out,
+        "decisions": changed,
+        "skipped": skipped,
+    }))
+    .into_response())
+}
+
+/// Sets the customer's flag, then applies the event to each of its invoices. An invoice that
+/// cannot take it now (its lifecycle unreadable, or changing under a sync) is skipped and named:
+/// the next sync of it compares it with the customer's flag and catches up.
+async fn apply_to_customer(
+    state: AppState,
+    creditor: crate::domain::CreditorId,
+    customer: CustomerId,
+    opt_out: bool,
+) -> Result<(Vec<Value>, Vec<Value>), Problem> {
     state
         .store
-        .set_customer_opt_out(&creditor.id, &customer_id, opt_out)
+        .set_customer_opt_out(&creditor, &customer, opt_out)
         .await?;
     let event = if opt_out {
         Event::CustomerOptOut
@@ -437,42 +464,43 @@ async fn act_on_customer(
         Event::CustomerOptIn
     };
     let mut filter = InvoiceFilter {
-        customer: Some(customer_id.clone()),
+        customer: Some(customer),
         ..InvoiceFilter::default()
     };
     let mut changed = Vec::new();
+    let mut skipped = Vec::new();
     loop {
         let page = state
             .store
-            .list_invoices(&creditor.id, &filter, super::MAX_LIMIT)
+            .list_invoices(&creditor, &filter, super::MAX_LIMIT)
             .await?;
         let Some(last) = page.last() else { break };
         filter.after = Some(last.id.clone());
         for invoice in &page {
-            let decisions = actions::apply(
+            match actions::apply(
                 state.store.as_ref(),
                 state.clock.as_ref(),
-                &creditor.id,
+                &creditor,
                 &invoice.id,
                 &event,
             )
             .await
-            .map_err(action_problem)?;
-            changed.extend(
-                decisions
-                    .iter()
-                    .map(|d| Value::Object(d.to_json(true)))
-                    .collect::<Vec<_>>(),
-            );
+            {
+                Ok(decisions) => changed.extend(
+                    decisions
+                        .iter()
+                        .map(|d| Value::Object(d.to_json(true)))
+                        .collect::<Vec<_>>(),
+                ),
+                Err(
+                    e @ (ActionError::Unusable(_)
+                    | ActionError::Store(crate::store::StoreError::Conflict { .. })),
+                ) => skipped.push(json!({ "invoice_id": invoice.id, "reason": e.to_string() })),
+                Err(e) => return Err(action_problem(e)),
+            }
         }
     }
-    state.jobs_wake.notify_one();
-    Ok(axum::Json(json!({
-        "customer_id": customer_id,
-        "opt_out": opt_out,
-        "decisions": changed,
-    }))
-    .into_response())
+    Ok((changed, skipped))
 }
 
 pub async fn customer_opt_out(

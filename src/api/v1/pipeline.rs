@@ -1,6 +1,6 @@
 //! Pull mode for the collection agency: the case messages not yet acknowledged, oldest first
 //! (the same `case.v1` documents push mode POSTs), and their acknowledgement. A message stays in
-//! the list until it is acknowledged; acknowledging twice is harmless.
+//! the list until it is acknowledged; acknowledging twice is harmless. Partner keys only.
 
 use axum::Extension;
 use axum::extract::{Path, State};
@@ -13,6 +13,20 @@ use crate::api::auth::Caller;
 use crate::api::json::Query;
 use crate::api::problem::Problem;
 use crate::domain::PipelineMessage;
+
+/// The queue is the agency's: a creditor's key neither reads it (the debtors' personal data) nor
+/// acknowledges a message, which would keep a case from the agency.
+fn partner_only(caller: &Caller) -> Result<(), Problem> {
+    match caller.owner {
+        crate::domain::Owner::Partner(_) => Ok(()),
+        crate::domain::Owner::Creditor(_) => Err(Problem::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "partner-only",
+            "Only a partner reads the pipeline",
+        )
+        .with_detail("pull mode is for the agency's partner key, not a creditor's")),
+    }
+}
 
 fn message_json(message: &PipelineMessage) -> Value {
     json!({
@@ -41,6 +55,7 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     Query(query): Query<ListQuery>,
 ) -> Result<axum::Json<Page>, Problem> {
+    partner_only(&caller)?;
     let limit = page_limit(query.limit)?;
     let messages = state
         .store
@@ -59,6 +74,7 @@ pub async fn ack(
     Extension(caller): Extension<Caller>,
     Path(message): Path<String>,
 ) -> Result<axum::Json<Value>, Problem> {
+    partner_only(&caller)?;
     let not_found = || Problem::not_found().with_detail("no message by that id for this key");
     if state
         .store
