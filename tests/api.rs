@@ -1020,4 +1020,12 @@ async fn a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_it
         }
         other => panic!("expected the new claim's answer, got {other:?}"),
     }
+    // A day later the answer is forgotten: the key is new again.
+    assert_eq!(
+        store
+            .begin_idempotent(&key, "k", "hash-3", later + chrono::Duration::hours(25))
+            .await
+            .unwrap(),
+        Idempotency::Started
+    );
 }

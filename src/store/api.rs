@@ -26,6 +26,9 @@ pub struct InvoiceFilter {
     pub after: Option<InvoiceId>,
 }
 
+/// How long an answer is kept for replay: a day, as Stripe does.
+pub const KEPT_FOR_MS: i64 = 24 * 60 * 60 * 1000;
+
 /// How long a first request may take before another with the same key takes over from it.
 pub const STALE_IN_PROGRESS_MS: i64 = 60_000;
 
@@ -265,7 +268,7 @@ macro_rules! impl_api_store {
             };
             use $crate::store::api::{
                 API_KEY_COLUMNS, ApiKeyRow, ApiStore, Idempotency, IdempotencyRow, InvoiceFilter,
-                PartnerRow, STALE_IN_PROGRESS_MS, reachable,
+                KEPT_FOR_MS, PartnerRow, STALE_IN_PROGRESS_MS, reachable,
             };
             use $crate::store::rows::{
                 self, CONNECTION_COLUMNS, CREDITOR_COLUMNS, ConnectionRow, CreditorRow, DecisionRow, INVOICE_COLUMNS, InvoiceRow,
@@ -429,6 +432,16 @@ macro_rules! impl_api_store {
                     request_hash: &str,
                     now: DateTime<Utc>,
                 ) -> Result<Idempotency, StoreError> {
+                    // Answers older than a day are forgotten (the key's own rows only: cheap,
+                    // through the primary key).
+                    sqlx::query(
+                        "DELETE FROM idempotency_keys WHERE api_key_id = $1 \
+                         AND created_at < $2 AND status IS NOT NULL",
+                    )
+                    .bind(api_key.as_str())
+                    .bind(millis(now) - KEPT_FOR_MS)
+                    .execute(&self.pool)
+                    .await?;
                     let inserted = sqlx::query(
                         "INSERT INTO idempotency_keys (api_key_id, key, request_hash, created_at) \
                          VALUES ($1, $2, $3, $4) ON CONFLICT (api_key_id, key) DO NOTHING",
