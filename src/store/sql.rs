@@ -97,7 +97,7 @@ macro_rules! impl_store {
                 }
 
                 async fn close(&self) {
-                    self.pool.close().await;
+                    self.close_pools().await;
                 }
 
                 async fn create_creditor(
@@ -495,30 +495,58 @@ macro_rules! impl_store {
                     limit: u32,
                 ) -> Result<Vec<Job>, StoreError> {
                     let until = lease_end(now, lease)?;
-                    let mut tx = self.begin_write().await?;
-                    let mut rows: Vec<JobRow> = sqlx::query_as(&format!(
-                        "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, \
-                                 attempts = attempts + 1, updated_at = $3 \
-                                 WHERE id IN (SELECT j.id FROM jobs j \
-                                   WHERE ((j.state = 'pending' AND j.run_after <= $3) \
-                                      OR (j.state = 'running' AND j.lease_until <= $3)) \
-                                   AND {} \
-                                   AND (j.chain IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e \
-                                      WHERE e.chain = j.chain AND e.{seq} < j.{seq} \
-                                      AND e.state <> 'succeeded')) \
-                                   ORDER BY j.run_after, j.id LIMIT $4{}) \
-                                 RETURNING {JOB_COLUMNS}",
-                        Self::in_json_list("j.kind", "$5"),
-                        Self::SKIP_LOCKED,
+                    let mut kinds: Vec<&str> = kinds.to_vec();
+                    kinds.sort_unstable();
+                    kinds.dedup();
+                    if kinds.is_empty() || limit == 0 {
+                        return Ok(Vec::new());
+                    }
+                    // One candidate list per kind and state, each read in the order of the
+                    // claimable index (kind, state, run_after) and cut at `limit`: a claim reads
+                    // about `limit` rows (plus those whose chain is blocked), not every due job,
+                    // and takes the longest due of them.
+                    let chain_free = format!(
+                        "(j.chain IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e \
+                         WHERE e.chain = j.chain AND e.{seq} < j.{seq} AND e.state <> 'succeeded'))",
                         seq = Self::JOB_SEQ,
-                    ))
-                    .bind(owner)
-                    .bind(millis(until))
-                    .bind(millis(now))
-                    .bind(i64::from(limit))
-                    .bind(Json(kinds))
-                    .fetch_all(&mut *tx)
-                    .await?;
+                    );
+                    let mut lists = Vec::with_capacity(kinds.len() * 2);
+                    for n in 0..kinds.len() {
+                        for due in [
+                            "j.state = 'pending' AND j.run_after <= $3",
+                            "j.state = 'running' AND j.lease_until <= $3",
+                        ] {
+                            lists.push(format!(
+                                "c{} AS (SELECT j.id, j.run_after FROM jobs j \
+                                 WHERE j.kind = ${} AND {due} AND {chain_free} \
+                                 ORDER BY j.run_after LIMIT $4{})",
+                                lists.len(),
+                                n + 5,
+                                Self::SKIP_LOCKED,
+                            ));
+                        }
+                    }
+                    let candidates = (0..lists.len())
+                        .map(|n| format!("SELECT id, run_after FROM c{n}"))
+                        .collect::<Vec<_>>()
+                        .join(" UNION ALL ");
+                    let sql = format!(
+                        "WITH {} UPDATE jobs SET state = 'running', lease_owner = $1, \
+                         lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+                         WHERE id IN (SELECT id FROM ({candidates}) c \
+                         ORDER BY run_after, id LIMIT $4) RETURNING {JOB_COLUMNS}",
+                        lists.join(", "),
+                    );
+                    let mut tx = self.begin_write().await?;
+                    let mut claim = sqlx::query_as(&sql)
+                        .bind(owner)
+                        .bind(millis(until))
+                        .bind(millis(now))
+                        .bind(i64::from(limit));
+                    for kind in &kinds {
+                        claim = claim.bind(*kind);
+                    }
+                    let mut rows: Vec<JobRow> = claim.fetch_all(&mut *tx).await?;
                     tx.commit().await?;
                     rows.sort_by(|a, b| (a.run_after(), a.id()).cmp(&(b.run_after(), b.id())));
                     rows::collect(rows)
