@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::clock::Clock;
@@ -270,13 +271,13 @@ impl Forward {
         }
     }
 
-    fn record(ready: &Ready, delivered: bool) -> PipelineRecord {
+    fn record(ready: Ready, delivered: bool) -> PipelineRecord {
         PipelineRecord {
-            creditor: ready.creditor.clone(),
-            case: ready.case.id.clone(),
+            creditor: ready.creditor,
+            case: ready.case.id,
             id: ready.message.id.clone(),
             kind: ready.message.kind.as_str().to_owned(),
-            body: ready.message.to_json(),
+            body: ready.message.into_json(),
             delivered,
             case_state: ready.state,
         }
@@ -488,28 +489,27 @@ impl Forward {
         )
         .await;
         // What was delivered, kept together with the jobs' ends: one commit.
-        let records: Vec<(JobId, PipelineRecord)> = jobs
-            .iter()
-            .zip(ready.iter().zip(&sent))
-            .filter_map(|(job, (ready, sent))| match (ready, sent) {
+        let mut records: Vec<(JobId, PipelineRecord)> = Vec::with_capacity(jobs.len());
+        let mut outcomes: Vec<Result<(), JobError>> = Vec::with_capacity(jobs.len());
+        for (job, (ready, sent)) in jobs.iter().zip(ready.into_iter().zip(sent)) {
+            outcomes.push(match (ready, sent) {
                 (Ok(ready), Ok(delivered)) => {
-                    Some((job.id.clone(), Self::record(ready, *delivered)))
+                    records.push((job.id.clone(), Self::record(ready, delivered)));
+                    Ok(())
                 }
-                _ => None,
-            })
-            .collect();
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            });
+        }
         let kept = self
             .store
             .record_pipeline_messages_finishing(owner, &records, self.clock.now())
             .await
             .map(|_| ())
             .map_err(JobError::from);
-        ready
+        outcomes
             .into_iter()
-            .zip(sent)
-            .map(|(ready, sent)| {
-                ready?;
-                sent?;
+            .map(|outcome| {
+                outcome?;
                 kept.clone()?;
                 // Finished with the message (or, when the lease was lost, another worker's).
                 Ok(Done::Recorded)
@@ -575,7 +575,7 @@ impl Forward {
             warnings,
             None,
         );
-        document.dispute = serde_json::from_value::<InvoiceState>(invoice.lifecycle.clone())
+        document.dispute = InvoiceState::deserialize(&invoice.lifecycle)
             .ok()
             .and_then(|state| state.facts.dispute)
             .map(|d| case::DisputeDoc {
