@@ -285,11 +285,14 @@ impl Runner {
         let now = self.clock.now();
         let mut outcomes: Vec<(JobId, JobOutcome)> = Vec::with_capacity(jobs.len());
         let mut dead: Vec<(&Job, String)> = Vec::new();
+        // Each job's outcome for the metrics (a job the handler recorded itself succeeded).
+        let mut labels: Vec<(&Job, &'static str)> = Vec::with_capacity(jobs.len());
         for (job, result) in jobs.iter().zip(results) {
             let outcome = match result {
                 Ok(Done::Succeeded) => JobOutcome::Succeeded,
                 Ok(Done::Recorded) => {
                     round.succeeded += 1;
+                    labels.push((job, "succeeded"));
                     continue;
                 }
                 Ok(Done::Defer { until, reason }) => JobOutcome::Defer {
@@ -311,16 +314,21 @@ impl Runner {
                 }
                 JobOutcome::Defer { .. } => round.deferred += 1,
             }
+            labels.push((
+                job,
+                match &outcome {
+                    JobOutcome::Succeeded => "succeeded",
+                    JobOutcome::Retry { .. } => "retried",
+                    JobOutcome::Dead { .. } => "dead",
+                    JobOutcome::Defer { .. } => "deferred",
+                },
+            ));
             outcomes.push((job.id.clone(), outcome));
         }
-        self.store.finish_jobs(&self.owner, &outcomes, now).await?;
-        for (job, (_, outcome)) in jobs.iter().zip(&outcomes) {
-            let label = match outcome {
-                JobOutcome::Succeeded => "succeeded",
-                JobOutcome::Retry { .. } => "retried",
-                JobOutcome::Dead { .. } => "dead",
-                JobOutcome::Defer { .. } => "deferred",
-            };
+        if !outcomes.is_empty() {
+            self.store.finish_jobs(&self.owner, &outcomes, now).await?;
+        }
+        for (job, label) in labels {
             self.metrics.count_labelled(
                 "forfall_jobs_total",
                 &[("kind", job.kind.as_str()), ("outcome", label)],

@@ -725,9 +725,42 @@ impl OutboundMessage {
         })
     }
 
-    /// The body of the push: the envelope, compact.
+    /// The envelope as JSON, taking the `data` along rather than copying it.
+    pub fn into_json(self) -> Value {
+        let mut envelope = Map::with_capacity(5);
+        envelope.insert("type".into(), self.kind.as_str().into());
+        envelope.insert("id".into(), self.id.into());
+        envelope.insert("case_id".into(), self.case_id.into());
+        envelope.insert(
+            "sent_at".into(),
+            self.sent_at
+                .to_rfc3339_opts(SecondsFormat::Secs, true)
+                .into(),
+        );
+        envelope.insert("data".into(), self.data);
+        Value::Object(envelope)
+    }
+
+    /// The body of the push: the envelope, compact (the bytes of [`OutboundMessage::to_json`],
+    /// written without building it).
     pub fn to_json_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.to_json()).unwrap_or_default()
+        #[derive(Serialize)]
+        struct Envelope<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            id: &'a str,
+            case_id: &'a str,
+            sent_at: String,
+            data: &'a Value,
+        }
+        serde_json::to_vec(&Envelope {
+            kind: self.kind.as_str(),
+            id: &self.id,
+            case_id: &self.case_id,
+            sent_at: self.sent_at.to_rfc3339_opts(SecondsFormat::Secs, true),
+            data: &self.data,
+        })
+        .unwrap_or_default()
     }
 
     /// The `data`, typed.
@@ -1350,6 +1383,8 @@ mod tests {
         let message = OutboundMessage::transfer("msg_1", &case, at("2026-11-28T05:00:00.750Z"));
         assert_eq!(message.sent_at, at("2026-11-28T05:00:00Z"));
         let bytes = message.to_json_bytes();
+        assert_eq!(bytes, serde_json::to_vec(&message.to_json()).unwrap());
+        assert_eq!(message.clone().into_json(), message.to_json());
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.starts_with(r#"{"type":"case.transfer","id":"msg_1","case_id":"case_1","sent_at":"2026-11-28T05:00:00Z","data":{"schema":"case.v1""#), "{text}");
         let read = OutboundMessage::parse(&bytes).unwrap();
@@ -1388,6 +1423,13 @@ mod tests {
         ];
         for (message, data) in messages {
             assert_eq!(message.data, data, "{}", message.kind);
+            // The pushed bytes, the kept body and the envelope are one document.
+            let envelope = message.to_json();
+            assert_eq!(
+                message.to_json_bytes(),
+                serde_json::to_vec(&envelope).unwrap()
+            );
+            assert_eq!(message.clone().into_json(), envelope);
             let read = OutboundMessage::parse(&message.to_json_bytes()).unwrap();
             assert_eq!(read, message);
             assert_eq!(read.payload().unwrap().kind(), message.kind);

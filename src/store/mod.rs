@@ -495,6 +495,42 @@ pub trait Store: ApiStore + WebhookStore + Send + Sync {
         messages: &[PipelineRecord],
         now: DateTime<Utc>,
     ) -> Result<(), StoreError>;
+    /// Keeps several messages as [`Store::record_pipeline_messages`] does and, in the same
+    /// transaction, finishes the job behind each as succeeded (one attempt each) where `owner`
+    /// still holds it: for each, whether it did. One commit for a batch's deliveries.
+    async fn record_pipeline_messages_finishing(
+        &self,
+        owner: &str,
+        messages: &[(JobId, PipelineRecord)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>, StoreError>;
+    /// The invoices of one connection with these platform ids (those stored, in no particular
+    /// order): a batch's invoices in one read.
+    async fn invoices_by_platform_ids(
+        &self,
+        creditor: &CreditorId,
+        connection: &ConnectionId,
+        platform_ids: &[String],
+    ) -> Result<Vec<Invoice>, StoreError>;
+    /// The creditor's customers with these ids (those stored, in no particular order).
+    async fn customers_by_ids(
+        &self,
+        creditor: &CreditorId,
+        ids: &[CustomerId],
+    ) -> Result<Vec<Customer>, StoreError>;
+    /// The decisions about these invoices, each invoice's in order (as [`Store::decisions`]).
+    async fn decisions_of_invoices(
+        &self,
+        creditor: &CreditorId,
+        invoices: &[InvoiceId],
+    ) -> Result<Vec<Decision>, StoreError>;
+    /// Each of these invoices' most recent case (as [`Store::latest_case`]); an invoice without
+    /// one is left out.
+    async fn latest_cases(
+        &self,
+        creditor: &CreditorId,
+        invoices: &[InvoiceId],
+    ) -> Result<Vec<Case>, StoreError>;
     /// The messages not yet acknowledged, after `after_seq`, oldest first (the pull queue).
     async fn unacknowledged_messages(
         &self,

@@ -63,6 +63,10 @@ impl PostgresStore {
         Ok(self.pool.begin().await?)
     }
 
+    async fn close_pools(&self) {
+        self.pool.close().await;
+    }
+
     /// On a small table PostgreSQL rightly prefers a sequential scan; the plan that matters is
     /// the one it uses at scale, so the explanation is asked with sequential scans discouraged.
     async fn prefer_indexes(&self, tx: &mut Transaction<'_, Postgres>) -> Result<(), StoreError> {

@@ -377,6 +377,14 @@ impl TryFrom<CaseRow> for Case {
     }
 }
 
+/// A case with the transfer key that opened it (`transfer_key, ` then [`CASE_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+pub(super) struct KeyedCaseRow {
+    pub(super) transfer_key: Option<String>,
+    #[sqlx(flatten)]
+    pub(super) case: CaseRow,
+}
+
 pub(super) const MESSAGE_COLUMNS: &str =
     "seq, id, creditor_id, case_id, kind, body, created_at, delivered_at, acknowledged_at";
 

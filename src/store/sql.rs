@@ -47,7 +47,8 @@ macro_rules! impl_store {
             use $crate::store::rows::{
                 self, CONNECTION_COLUMNS, CREDITOR_COLUMNS, CUSTOMER_COLUMNS, ConnectionRow, CreditorRow, CustomerRow,
                 DecisionRow, EventRow, INVOICE_COLUMNS, InvoiceRow, JobRow, StoredFacts,
-                AttemptRow, CASE_COLUMNS, CaseRow, JOB_COLUMNS, MESSAGE_COLUMNS, MessageRow,
+                AttemptRow, CASE_COLUMNS, CaseRow, JOB_COLUMNS, KeyedCaseRow, MESSAGE_COLUMNS,
+                MessageRow,
             };
             use $crate::store::sql::Dialect;
             use $crate::store::{
@@ -92,7 +93,7 @@ macro_rules! impl_store {
                 }
 
                 async fn close(&self) {
-                    self.pool.close().await;
+                    self.close_pools().await;
                 }
 
                 async fn create_creditor(
@@ -490,30 +491,58 @@ macro_rules! impl_store {
                     limit: u32,
                 ) -> Result<Vec<Job>, StoreError> {
                     let until = lease_end(now, lease)?;
-                    let mut tx = self.begin_write().await?;
-                    let mut rows: Vec<JobRow> = sqlx::query_as(&format!(
-                        "UPDATE jobs SET state = 'running', lease_owner = $1, lease_until = $2, \
-                                 attempts = attempts + 1, updated_at = $3 \
-                                 WHERE id IN (SELECT j.id FROM jobs j \
-                                   WHERE ((j.state = 'pending' AND j.run_after <= $3) \
-                                      OR (j.state = 'running' AND j.lease_until <= $3)) \
-                                   AND {} \
-                                   AND (j.chain IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e \
-                                      WHERE e.chain = j.chain AND e.{seq} < j.{seq} \
-                                      AND e.state <> 'succeeded')) \
-                                   ORDER BY j.run_after, j.id LIMIT $4{}) \
-                                 RETURNING {JOB_COLUMNS}",
-                        Self::in_json_list("j.kind", "$5"),
-                        Self::SKIP_LOCKED,
+                    let mut kinds: Vec<&str> = kinds.to_vec();
+                    kinds.sort_unstable();
+                    kinds.dedup();
+                    if kinds.is_empty() || limit == 0 {
+                        return Ok(Vec::new());
+                    }
+                    // One candidate list per kind and state, each read in the order of the
+                    // claimable index (kind, state, run_after) and cut at `limit`: a claim reads
+                    // about `limit` rows (plus those whose chain is blocked), not every due job,
+                    // and takes the longest due of them.
+                    let chain_free = format!(
+                        "(j.chain IS NULL OR NOT EXISTS (SELECT 1 FROM jobs e \
+                         WHERE e.chain = j.chain AND e.{seq} < j.{seq} AND e.state <> 'succeeded'))",
                         seq = Self::JOB_SEQ,
-                    ))
-                    .bind(owner)
-                    .bind(millis(until))
-                    .bind(millis(now))
-                    .bind(i64::from(limit))
-                    .bind(Json(kinds))
-                    .fetch_all(&mut *tx)
-                    .await?;
+                    );
+                    let mut lists = Vec::with_capacity(kinds.len() * 2);
+                    for n in 0..kinds.len() {
+                        for due in [
+                            "j.state = 'pending' AND j.run_after <= $3",
+                            "j.state = 'running' AND j.lease_until <= $3",
+                        ] {
+                            lists.push(format!(
+                                "c{} AS (SELECT j.id, j.run_after FROM jobs j \
+                                 WHERE j.kind = ${} AND {due} AND {chain_free} \
+                                 ORDER BY j.run_after LIMIT $4{})",
+                                lists.len(),
+                                n + 5,
+                                Self::SKIP_LOCKED,
+                            ));
+                        }
+                    }
+                    let candidates = (0..lists.len())
+                        .map(|n| format!("SELECT id, run_after FROM c{n}"))
+                        .collect::<Vec<_>>()
+                        .join(" UNION ALL ");
+                    let sql = format!(
+                        "WITH {} UPDATE jobs SET state = 'running', lease_owner = $1, \
+                         lease_until = $2, attempts = attempts + 1, updated_at = $3 \
+                         WHERE id IN (SELECT id FROM ({candidates}) c \
+                         ORDER BY run_after, id LIMIT $4) RETURNING {JOB_COLUMNS}",
+                        lists.join(", "),
+                    );
+                    let mut tx = self.begin_write().await?;
+                    let mut claim = sqlx::query_as(&sql)
+                        .bind(owner)
+                        .bind(millis(until))
+                        .bind(millis(now))
+                        .bind(i64::from(limit));
+                    for kind in &kinds {
+                        claim = claim.bind(*kind);
+                    }
+                    let mut rows: Vec<JobRow> = claim.fetch_all(&mut *tx).await?;
                     tx.commit().await?;
                     rows.sort_by(|a, b| (a.run_after(), a.id()).cmp(&(b.run_after(), b.id())));
                     rows::collect(rows)
@@ -604,10 +633,23 @@ macro_rules! impl_store {
                     outcomes: &[(JobId, JobOutcome)],
                     now: DateTime<Utc>,
                 ) -> Result<Vec<bool>, StoreError> {
+                    if outcomes.is_empty() {
+                        return Ok(Vec::new());
+                    }
                     let mut tx = self.begin_write().await?;
+                    // The successes (nearly all) in two statements; the others one by one.
+                    let succeeded: Vec<&str> = outcomes
+                        .iter()
+                        .filter(|(_, outcome)| matches!(outcome, JobOutcome::Succeeded))
+                        .map(|(job, _)| job.as_str())
+                        .collect();
+                    let finished = finish_succeeded_in_tx(&mut tx, owner, &succeeded, now).await?;
                     let mut held = Vec::with_capacity(outcomes.len());
                     for (job, outcome) in outcomes {
-                        held.push(finish_in_tx(&mut tx, job, owner, outcome, now).await?);
+                        held.push(match outcome {
+                            JobOutcome::Succeeded => finished.contains(job.as_str()),
+                            _ => finish_in_tx(&mut tx, job, owner, outcome, now).await?,
+                        });
                     }
                     tx.commit().await?;
                     Ok(held)
@@ -721,13 +763,101 @@ macro_rules! impl_store {
                     if new.is_empty() {
                         return Ok(Vec::new());
                     }
+                    use std::collections::{HashMap, HashSet};
                     let mut tx = self.begin_write().await?;
-                    let mut cases = Vec::with_capacity(new.len());
-                    for one in new {
-                        cases.push(open_case_in_tx(&mut tx, creditor, one, now).await?.0);
+                    // The cases these transfers opened before (a retried job's), by key.
+                    let keys: Vec<&str> = new.iter().map(|one| one.transfer_key.as_str()).collect();
+                    let rows: Vec<KeyedCaseRow> = sqlx::query_as(&format!(
+                        "SELECT transfer_key, {CASE_COLUMNS} FROM cases WHERE {}",
+                        Self::in_json_list("transfer_key", "$1")
+                    ))
+                    .bind(Json(&keys))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let mut by_key: HashMap<String, Case> = HashMap::with_capacity(new.len());
+                    for row in rows {
+                        if let Some(key) = row.transfer_key {
+                            by_key.insert(key, Case::try_from(row.case)?);
+                        }
                     }
-                    tx.commit().await?;
-                    Ok(cases)
+                    // The others, once per key, numbered after their invoice's cases.
+                    let mut seen = HashSet::with_capacity(new.len());
+                    let opening: Vec<&NewCase> = new
+                        .iter()
+                        .filter(|one| {
+                            !by_key.contains_key(&one.transfer_key)
+                                && seen.insert(one.transfer_key.as_str())
+                        })
+                        .collect();
+                    if !opening.is_empty() {
+                        let invoices: Vec<&str> =
+                            opening.iter().map(|one| one.invoice_id.as_str()).collect();
+                        let counts: Vec<(String, i64)> = sqlx::query_as(&format!(
+                            "SELECT invoice_id, COUNT(*) FROM cases WHERE creditor_id = $1 \
+                             AND {} GROUP BY invoice_id",
+                            Self::in_json_list("invoice_id", "$2")
+                        ))
+                        .bind(creditor.as_str())
+                        .bind(Json(&invoices))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        let mut generations: HashMap<String, i64> = counts.into_iter().collect();
+                        let mut rows = Vec::with_capacity(opening.len());
+                        for one in opening {
+                            let generation = generations
+                                .entry(one.invoice_id.as_str().to_owned())
+                                .or_insert(0);
+                            *generation += 1;
+                            let generation = i32::try_from(*generation).map_err(|_| {
+                                StoreError::Invalid(format!(
+                                    "invoice {} has too many cases",
+                                    one.invoice_id
+                                ))
+                            })?;
+                            rows.push((one, generation, one.amount.to_minor_units()?));
+                        }
+                        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                            let mut insert = sqlx::QueryBuilder::<$db>::new(
+                                "INSERT INTO cases (id, creditor_id, invoice_id, generation, state, \
+                                 currency, amount_minor, transfer_on, free_withdrawal_until, \
+                                 first_reminder_on, opened_at, transfer_key) ",
+                            );
+                            insert.push_values(chunk, |mut row, (one, generation, minor)| {
+                                row.push_bind(CaseId::generate().0)
+                                    .push_bind(creditor.0.clone())
+                                    .push_bind(one.invoice_id.0.clone())
+                                    .push_bind(*generation)
+                                    .push_bind("open")
+                                    .push_bind(one.amount.currency.code())
+                                    .push_bind(*minor)
+                                    .push_bind(one.transfer_on)
+                                    .push_bind(one.free_withdrawal_until)
+                                    .push_bind(one.first_reminder_on)
+                                    .push_bind(millis(now))
+                                    .push_bind(one.transfer_key.clone());
+                            });
+                            insert.push(format!(" RETURNING transfer_key, {CASE_COLUMNS}"));
+                            let opened: Vec<KeyedCaseRow> =
+                                insert.build_query_as().fetch_all(&mut *tx).await?;
+                            for row in opened {
+                                if let Some(key) = row.transfer_key {
+                                    by_key.insert(key, Case::try_from(row.case)?);
+                                }
+                            }
+                        }
+                        tx.commit().await?;
+                    } else {
+                        tx.rollback().await?;
+                    }
+                    new.iter()
+                        .map(|one| {
+                            // Every key was found or inserted above.
+                            by_key
+                                .get(&one.transfer_key)
+                                .cloned()
+                                .ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+                        })
+                        .collect()
                 }
 
                 async fn latest_case(
@@ -826,22 +956,120 @@ macro_rules! impl_store {
                         return Ok(());
                     }
                     let mut tx = self.begin_write().await?;
-                    for message in messages {
-                        insert_pipeline_message(&mut tx, message, now).await?;
-                        if let Some(state) = message.case_state {
-                            let updated = sqlx::query(
-                                "UPDATE cases SET state = $3 WHERE creditor_id = $1 AND id = $2",
-                            )
-                            .bind(message.creditor.as_str())
-                            .bind(message.case.as_str())
-                            .bind(state.as_str())
-                            .execute(&mut *tx)
-                            .await?;
-                            found(updated.rows_affected(), "case", message.case.as_str())?;
-                        }
-                    }
+                    let refs: Vec<&$crate::store::PipelineRecord> = messages.iter().collect();
+                    insert_pipeline_messages(&mut tx, &refs, now).await?;
                     tx.commit().await?;
                     Ok(())
+                }
+
+                async fn record_pipeline_messages_finishing(
+                    &self,
+                    owner: &str,
+                    messages: &[(JobId, $crate::store::PipelineRecord)],
+                    now: DateTime<Utc>,
+                ) -> Result<Vec<bool>, StoreError> {
+                    if messages.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let mut tx = self.begin_write().await?;
+                    let refs: Vec<&$crate::store::PipelineRecord> =
+                        messages.iter().map(|(_, message)| message).collect();
+                    insert_pipeline_messages(&mut tx, &refs, now).await?;
+                    let jobs: Vec<&str> = messages.iter().map(|(job, _)| job.as_str()).collect();
+                    let finished = finish_succeeded_in_tx(&mut tx, owner, &jobs, now).await?;
+                    tx.commit().await?;
+                    Ok(jobs.iter().map(|job| finished.contains(*job)).collect())
+                }
+
+                async fn invoices_by_platform_ids(
+                    &self,
+                    creditor: &CreditorId,
+                    connection: &ConnectionId,
+                    platform_ids: &[String],
+                ) -> Result<Vec<Invoice>, StoreError> {
+                    if platform_ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let rows: Vec<InvoiceRow> = sqlx::query_as(&format!(
+                        "SELECT {INVOICE_COLUMNS} FROM invoices WHERE creditor_id = $1 \
+                         AND connection_id = $2 AND {}",
+                        Self::in_json_list("platform_id", "$3")
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(connection.as_str())
+                    .bind(Json(platform_ids))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn customers_by_ids(
+                    &self,
+                    creditor: &CreditorId,
+                    ids: &[CustomerId],
+                ) -> Result<Vec<Customer>, StoreError> {
+                    if ids.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let ids: Vec<&str> = ids.iter().map(CustomerId::as_str).collect();
+                    let rows: Vec<CustomerRow> = sqlx::query_as(&format!(
+                        "SELECT {CUSTOMER_COLUMNS} FROM customers WHERE creditor_id = $1 AND {}",
+                        Self::in_json_list("id", "$2")
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(Json(&ids))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn decisions_of_invoices(
+                    &self,
+                    creditor: &CreditorId,
+                    invoices: &[InvoiceId],
+                ) -> Result<Vec<Decision>, StoreError> {
+                    if invoices.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let ids: Vec<&str> = invoices.iter().map(InvoiceId::as_str).collect();
+                    let rows: Vec<DecisionRow> = sqlx::query_as(&format!(
+                        "SELECT seq, invoice_id, on_day, at, rule, inputs, outcome FROM decisions \
+                         WHERE creditor_id = $1 AND {} ORDER BY invoice_id, seq",
+                        Self::in_json_list("invoice_id", "$2")
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(Json(&ids))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows::collect(rows)
+                }
+
+                async fn latest_cases(
+                    &self,
+                    creditor: &CreditorId,
+                    invoices: &[InvoiceId],
+                ) -> Result<Vec<Case>, StoreError> {
+                    if invoices.is_empty() {
+                        return Ok(Vec::new());
+                    }
+                    let ids: Vec<&str> = invoices.iter().map(InvoiceId::as_str).collect();
+                    let rows: Vec<CaseRow> = sqlx::query_as(&format!(
+                        "SELECT {CASE_COLUMNS} FROM cases WHERE creditor_id = $1 AND {} \
+                         ORDER BY invoice_id, generation DESC",
+                        Self::in_json_list("invoice_id", "$2")
+                    ))
+                    .bind(creditor.as_str())
+                    .bind(Json(&ids))
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut latest: Vec<Case> = Vec::with_capacity(invoices.len());
+                    for row in rows {
+                        let case = Case::try_from(row)?;
+                        if latest.last().is_none_or(|last| last.invoice_id != case.invoice_id) {
+                            latest.push(case);
+                        }
+                    }
+                    Ok(latest)
                 }
 
                 async fn unacknowledged_messages(
@@ -1196,31 +1424,6 @@ macro_rules! impl_store {
                 Ok((Case::try_from(row)?, true))
             }
 
-            /// Keeps one message (once per id; a later delivery only sets `delivered_at`).
-            async fn insert_pipeline_message(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                message: &$crate::store::PipelineRecord,
-                now: DateTime<Utc>,
-            ) -> Result<(), StoreError> {
-                let delivered_at = message.delivered.then(|| millis(now));
-                sqlx::query(
-                    "INSERT INTO pipeline_messages (id, creditor_id, case_id, kind, body, \
-                             created_at, delivered_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                             ON CONFLICT (id) DO UPDATE SET delivered_at = \
-                             COALESCE(pipeline_messages.delivered_at, excluded.delivered_at)",
-                )
-                .bind(&message.id)
-                .bind(message.creditor.as_str())
-                .bind(message.case.as_str())
-                .bind(&message.kind)
-                .bind(Json(&message.body))
-                .bind(millis(now))
-                .bind(delivered_at)
-                .execute(&mut **tx)
-                .await?;
-                Ok(())
-            }
-
             /// Records one claimed job's outcome and the attempt, if `owner` still holds it.
             async fn finish_in_tx(
                 tx: &mut sqlx::Transaction<'_, $db>,
@@ -1270,6 +1473,104 @@ macro_rules! impl_store {
                 .execute(&mut **tx)
                 .await?;
                 Ok(true)
+            }
+
+            /// Keeps messages (once per id; a later delivery only sets `delivered_at`), a
+            /// multi-row insert per [`ROWS_PER_STATEMENT`], and moves their cases to the state
+            /// each one's delivery brings.
+            async fn insert_pipeline_messages(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                messages: &[&$crate::store::PipelineRecord],
+                now: DateTime<Utc>,
+            ) -> Result<(), StoreError> {
+                // A statement may touch a row once: one row per id (delivered if any was).
+                let mut rows: Vec<(&$crate::store::PipelineRecord, bool)> =
+                    Vec::with_capacity(messages.len());
+                let mut at: std::collections::HashMap<&str, usize> =
+                    std::collections::HashMap::with_capacity(messages.len());
+                for message in messages {
+                    match at.get(message.id.as_str()) {
+                        Some(&n) => rows[n].1 |= message.delivered,
+                        None => {
+                            at.insert(message.id.as_str(), rows.len());
+                            rows.push((message, message.delivered));
+                        }
+                    }
+                }
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO pipeline_messages (id, creditor_id, case_id, kind, body, \
+                         created_at, delivered_at) ",
+                    );
+                    insert.push_values(chunk, |mut row, (message, delivered)| {
+                        row.push_bind(message.id.clone())
+                            .push_bind(message.creditor.0.clone())
+                            .push_bind(message.case.0.clone())
+                            .push_bind(message.kind.clone())
+                            .push_bind(Json(&message.body))
+                            .push_bind(millis(now))
+                            .push_bind(delivered.then(|| millis(now)));
+                    });
+                    insert.push(
+                        " ON CONFLICT (id) DO UPDATE SET delivered_at = \
+                         COALESCE(pipeline_messages.delivered_at, excluded.delivered_at)",
+                    );
+                    insert.build().execute(&mut **tx).await?;
+                }
+                for message in messages {
+                    if let Some(state) = message.case_state {
+                        let updated = sqlx::query(
+                            "UPDATE cases SET state = $3 WHERE creditor_id = $1 AND id = $2",
+                        )
+                        .bind(message.creditor.as_str())
+                        .bind(message.case.as_str())
+                        .bind(state.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                        found(updated.rows_affected(), "case", message.case.as_str())?;
+                    }
+                }
+                Ok(())
+            }
+
+            /// Records claimed jobs as succeeded, with an attempt each, where `owner` still
+            /// holds them: two statements per [`ROWS_PER_STATEMENT`] jobs. The ids it finished.
+            async fn finish_succeeded_in_tx(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                owner: &str,
+                jobs: &[&str],
+                now: DateTime<Utc>,
+            ) -> Result<std::collections::HashSet<String>, StoreError> {
+                let mut finished = std::collections::HashSet::with_capacity(jobs.len());
+                for chunk in jobs.chunks(ROWS_PER_STATEMENT) {
+                    let done: Vec<String> = sqlx::query_scalar(&format!(
+                        "UPDATE jobs SET state = 'succeeded', lease_owner = NULL, \
+                         lease_until = NULL, updated_at = $2 \
+                         WHERE {} AND lease_owner = $1 AND state = 'running' RETURNING id",
+                        <$store as Dialect>::in_json_list("id", "$3")
+                    ))
+                    .bind(owner)
+                    .bind(millis(now))
+                    .bind(Json(chunk))
+                    .fetch_all(&mut **tx)
+                    .await?;
+                    if done.is_empty() {
+                        continue;
+                    }
+                    sqlx::query(&format!(
+                        "INSERT INTO job_attempts (job_id, attempt, finished_at, outcome, error) \
+                         SELECT j.id, CAST((SELECT COALESCE(MAX(a.attempt), 0) FROM job_attempts a \
+                         WHERE a.job_id = j.id) + 1 AS INTEGER), $1, 'succeeded', NULL \
+                         FROM jobs j WHERE {}",
+                        <$store as Dialect>::in_json_list("j.id", "$2")
+                    ))
+                    .bind(millis(now))
+                    .bind(Json(&done))
+                    .execute(&mut **tx)
+                    .await?;
+                    finished.extend(done);
+                }
+                Ok(finished)
             }
 
             async fn append_event(

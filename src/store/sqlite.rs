@@ -18,6 +18,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// One connection for the write transactions: writers of this process queue here for the
+    /// write lock instead of polling for it in SQLite's busy handler (which sleeps up to 100 ms
+    /// between tries); the busy timeout still covers other processes.
+    writer: SqlitePool,
 }
 
 impl Dialect for SqliteStore {
@@ -59,14 +63,25 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect.clone())
+            .await
+            .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
             .connect_with(connect)
             .await
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writer })
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    async fn close_pools(&self) {
+        self.writer.close().await;
+        self.pool.close().await;
     }
 
     /// SQLite's planner needs no nudge.
