@@ -468,10 +468,20 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request
     let first = post(body.clone(), "create-1").await.unwrap();
     assert_eq!(first.status(), 201);
     assert!(first.headers().get("idempotent-replayed").is_none());
+    let location = first.headers()["location"].clone();
     let first: Value = first.json().await.unwrap();
+    assert_eq!(
+        location.to_str().unwrap(),
+        format!("/v1/creditors/{}", first["id"].as_str().unwrap())
+    );
     let again = post(body.clone(), "create-1").await.unwrap();
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.headers()["location"],
+        location,
+        "the first answer's headers too"
+    );
     let again: Value = again.json().await.unwrap();
     assert_eq!(again, first, "the same creditor, not a second one");
     let other = post(
@@ -1001,12 +1011,28 @@ async fn a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_it
     );
     // The first claim's late answer (or giving up) changes nothing; the new claim's answer stays.
     store
-        .finish_idempotent(&key, "k", first, 201, "application/json", "{\"late\":true}")
+        .finish_idempotent(
+            &key,
+            "k",
+            first,
+            201,
+            "application/json",
+            None,
+            "{\"late\":true}",
+        )
         .await
         .unwrap();
     store.forget_idempotent(&key, "k", first).await.unwrap();
     store
-        .finish_idempotent(&key, "k", later, 201, "application/json", "{\"new\":true}")
+        .finish_idempotent(
+            &key,
+            "k",
+            later,
+            201,
+            "application/json",
+            None,
+            "{\"new\":true}",
+        )
         .await
         .unwrap();
     match store

@@ -35,6 +35,7 @@ CREATE TABLE idempotency_keys (
     request_hash TEXT NOT NULL,
     status       INTEGER,
     content_type TEXT,
+    location     TEXT,
     body         TEXT,
     created_at   INTEGER NOT NULL,
     PRIMARY KEY (api_key_id, key)

@@ -104,6 +104,7 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
         Ok(Idempotency::Answered {
             status,
             content_type,
+            location,
             body,
             ..
         }) => {
@@ -131,6 +132,9 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
                 (StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body).into_response();
             if let Ok(value) = HeaderValue::from_str(&content_type) {
                 response.headers_mut().insert(header::CONTENT_TYPE, value);
+            }
+            if let Some(value) = location.and_then(|l| HeaderValue::from_str(&l).ok()) {
+                response.headers_mut().insert(header::LOCATION, value);
             }
             response
                 .headers_mut()
@@ -169,6 +173,10 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
                         .get(header::CONTENT_TYPE)
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("application/json");
+                    let location = parts
+                        .headers
+                        .get(header::LOCATION)
+                        .and_then(|v| v.to_str().ok());
                     state
                         .store
                         .finish_idempotent(
@@ -177,6 +185,7 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
                             now,
                             parts.status.as_u16(),
                             content_type,
+                            location,
                             text,
                         )
                         .await

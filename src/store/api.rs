@@ -44,6 +44,8 @@ pub enum Idempotency {
         request_hash: String,
         status: u16,
         content_type: String,
+        /// The first answer's `Location` header, if it had one.
+        location: Option<String>,
         body: String,
     },
 }
@@ -95,6 +97,7 @@ pub trait ApiStore: Send + Sync {
         claimed_at: DateTime<Utc>,
         status: u16,
         content_type: &str,
+        location: Option<&str>,
         body: &str,
     ) -> Result<(), StoreError>;
     /// Lets the key be used again (the first request failed in a way worth retrying), unless
@@ -236,6 +239,7 @@ pub(super) struct IdempotencyRow {
     request_hash: String,
     status: Option<i64>,
     content_type: Option<String>,
+    location: Option<String>,
     body: Option<String>,
 }
 
@@ -246,6 +250,7 @@ impl From<IdempotencyRow> for Idempotency {
                 request_hash: r.request_hash,
                 status,
                 content_type: r.content_type.unwrap_or_default(),
+                location: r.location,
                 body: r.body.unwrap_or_default(),
             },
             None => Idempotency::InProgress {
@@ -474,7 +479,7 @@ macro_rules! impl_api_store {
                         return Ok(Idempotency::Started);
                     }
                     let row: Option<IdempotencyRow> = sqlx::query_as(
-                        "SELECT request_hash, status, content_type, body FROM idempotency_keys \
+                        "SELECT request_hash, status, content_type, location, body FROM idempotency_keys \
                          WHERE api_key_id = $1 AND key = $2",
                     )
                     .bind(api_key.as_str())
@@ -493,10 +498,12 @@ macro_rules! impl_api_store {
                     claimed_at: DateTime<Utc>,
                     status: u16,
                     content_type: &str,
+                    location: Option<&str>,
                     body: &str,
                 ) -> Result<(), StoreError> {
                     sqlx::query(
-                        "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5 \
+                        "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5, \
+                         location = $7 \
                          WHERE api_key_id = $1 AND key = $2 AND created_at = $6 \
                          AND status IS NULL",
                     )
@@ -506,6 +513,7 @@ macro_rules! impl_api_store {
                     .bind(content_type)
                     .bind(body)
                     .bind(millis(claimed_at))
+                    .bind(location)
                     .execute(&self.pool)
                     .await?;
                     Ok(())

@@ -216,7 +216,13 @@ pub async fn create(
             state.clock.now(),
         )
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(creditor_json(&creditor))).into_response())
+    let location = format!("/v1/creditors/{}", creditor.id);
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::LOCATION, location)],
+        axum::Json(creditor_json(&creditor)),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize)]
