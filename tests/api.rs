@@ -1015,10 +1015,12 @@ async fn a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_it
             &key,
             "k",
             first,
-            201,
-            "application/json",
-            None,
-            "{\"late\":true}",
+            &forfall::store::KeptAnswer {
+                status: 201,
+                content_type: "application/json",
+                location: None,
+                body: "{\"late\":true}",
+            },
         )
         .await
         .unwrap();
@@ -1028,10 +1030,12 @@ async fn a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_it
             &key,
             "k",
             later,
-            201,
-            "application/json",
-            None,
-            "{\"new\":true}",
+            &forfall::store::KeptAnswer {
+                status: 201,
+                content_type: "application/json",
+                location: None,
+                body: "{\"new\":true}",
+            },
         )
         .await
         .unwrap();

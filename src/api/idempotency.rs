@@ -20,7 +20,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::json::MAX_BODY;
 use super::problem::Problem;
-use crate::store::Idempotency;
+use crate::store::{Idempotency, KeptAnswer};
 
 pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
@@ -183,10 +183,12 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
                             &caller.key,
                             &key,
                             now,
-                            parts.status.as_u16(),
-                            content_type,
-                            location,
-                            text,
+                            &KeptAnswer {
+                                status: parts.status.as_u16(),
+                                content_type,
+                                location,
+                                body: text,
+                            },
                         )
                         .await
                 }

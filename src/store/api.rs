@@ -32,6 +32,16 @@ pub const KEPT_FOR_MS: i64 = 24 * 60 * 60 * 1000;
 /// How long a first request may take before another with the same key takes over from it.
 pub const STALE_IN_PROGRESS_MS: i64 = 60_000;
 
+/// The first answer to a POST, kept for replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeptAnswer<'a> {
+    pub status: u16,
+    pub content_type: &'a str,
+    /// Its `Location` header, if it had one.
+    pub location: Option<&'a str>,
+    pub body: &'a str,
+}
+
 /// Where a POST with an `Idempotency-Key` stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Idempotency {
@@ -95,10 +105,7 @@ pub trait ApiStore: Send + Sync {
         api_key: &ApiKeyId,
         key: &str,
         claimed_at: DateTime<Utc>,
-        status: u16,
-        content_type: &str,
-        location: Option<&str>,
-        body: &str,
+        answer: &KeptAnswer<'_>,
     ) -> Result<(), StoreError>;
     /// Lets the key be used again (the first request failed in a way worth retrying), unless
     /// another claim took it over since `claimed_at`.
@@ -273,7 +280,7 @@ macro_rules! impl_api_store {
             };
             use $crate::store::api::{
                 API_KEY_COLUMNS, ApiKeyRow, ApiStore, Idempotency, IdempotencyRow, InvoiceFilter,
-                KEPT_FOR_MS, PartnerRow, STALE_IN_PROGRESS_MS, reachable,
+                KEPT_FOR_MS, KeptAnswer, PartnerRow, STALE_IN_PROGRESS_MS, reachable,
             };
             use $crate::store::rows::{
                 self, CONNECTION_COLUMNS, CREDITOR_COLUMNS, ConnectionRow, CreditorRow, DecisionRow, INVOICE_COLUMNS, InvoiceRow,
@@ -496,10 +503,7 @@ macro_rules! impl_api_store {
                     api_key: &ApiKeyId,
                     key: &str,
                     claimed_at: DateTime<Utc>,
-                    status: u16,
-                    content_type: &str,
-                    location: Option<&str>,
-                    body: &str,
+                    answer: &KeptAnswer<'_>,
                 ) -> Result<(), StoreError> {
                     sqlx::query(
                         "UPDATE idempotency_keys SET status = $3, content_type = $4, body = $5, \
@@ -509,11 +513,11 @@ macro_rules! impl_api_store {
                     )
                     .bind(api_key.as_str())
                     .bind(key)
-                    .bind(i64::from(status))
-                    .bind(content_type)
-                    .bind(body)
+                    .bind(i64::from(answer.status))
+                    .bind(answer.content_type)
+                    .bind(answer.body)
                     .bind(millis(claimed_at))
-                    .bind(location)
+                    .bind(answer.location)
                     .execute(&self.pool)
                     .await?;
                     Ok(())

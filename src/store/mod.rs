@@ -25,7 +25,7 @@ use crate::domain::{
     NewDecision, NewJob, PipelineMessage, SealedCredentials, Stage,
 };
 
-pub use api::{ApiStore, Idempotency, InvoiceFilter};
+pub use api::{ApiStore, Idempotency, InvoiceFilter, KeptAnswer};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use webhooks::{EventFilter, WebhookStore};
