@@ -6,6 +6,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::StoreError;
+use super::rows::instant;
 use crate::domain::{
     ApiKey, ApiKeyId, Connection, ConnectionId, Creditor, CreditorId, CustomerId, Decision,
     Invoice, InvoiceId, Job, JobState, Owner, Partner, PartnerId, PipelineMessage, Scopes, Stage,
@@ -193,11 +194,6 @@ pub(super) struct ApiKeyRow {
 
 pub(super) const API_KEY_COLUMNS: &str =
     "id, partner_id, creditor_id, scopes, label, created_at, revoked_at";
-
-fn instant(ms: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| StoreError::Invalid(format!("stored instant {ms} is out of range")))
-}
 
 impl TryFrom<ApiKeyRow> for ApiKey {
     type Error = StoreError;

@@ -19,7 +19,7 @@ pub(super) const INVOICE_COLUMNS: &str = "id, connection_id, customer_id, platfo
      payment_reference, opt_out, dispute_opened_on, dispute_amount_minor, stage, next_action_on, \
      lifecycle, version, credited";
 
-fn instant(ms: i64) -> Result<DateTime<Utc>, StoreError> {
+pub(super) fn instant(ms: i64) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(ms)
         .ok_or_else(|| StoreError::Invalid(format!("stored instant {ms} is out of range")))
 }

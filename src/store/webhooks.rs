@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 
 use super::StoreError;
+use super::rows::instant;
 use crate::domain::{
     CreditorId, EndpointId, EventId, EventTypes, Owner, PartnerId, WebhookEndpoint, WebhookEvent,
 };
@@ -95,11 +96,6 @@ pub(super) const ENDPOINT_COLUMNS: &str =
     "id, partner_id, creditor_id, url, event_types, secret, description, created_at, deleted_at";
 
 pub(super) const EVENT_COLUMNS: &str = "id, creditor_id, type, data, created_at";
-
-fn instant(ms: i64) -> Result<DateTime<Utc>, StoreError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| StoreError::Invalid(format!("stored instant {ms} is out of range")))
-}
 
 #[derive(sqlx::FromRow)]
 pub(super) struct EndpointRow {
