@@ -19,7 +19,7 @@ use sha2::Digest as _;
 use super::AppState;
 use super::problem::Problem;
 use crate::config::ApiRate;
-use crate::domain::{ApiKeyId, Creditor, CreditorId, Owner, Scopes};
+use crate::domain::{ApiKeyId, Creditor, CreditorId, Owner, PartnerId, Scopes};
 
 /// The prefix of every token, so that a leaked one is recognisable (secret scanners, logs).
 pub const TOKEN_PREFIX: &str = "forfall_sk_";
@@ -63,6 +63,17 @@ impl Caller {
                 Problem::not_found().with_detail("no creditor by that id for this key")
             })?;
         Ok(creditor)
+    }
+
+    /// The calling partner; a creditor's key is refused (403 `partner-only`) with `title` and
+    /// `detail` saying what only a partner may do.
+    pub fn partner_only(&self, title: &str, detail: &str) -> Result<&PartnerId, Problem> {
+        match &self.owner {
+            Owner::Partner(partner) => Ok(partner),
+            Owner::Creditor(_) => {
+                Err(Problem::new(StatusCode::FORBIDDEN, "partner-only", title).with_detail(detail))
+            }
+        }
     }
 
     pub fn reaches(&self, creditor: &Creditor) -> bool {

@@ -23,7 +23,7 @@ use forfall_connector::client::HttpSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Page, page_limit};
+use super::{Page, PageQuery, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::json::{Body, Query};
@@ -314,20 +314,11 @@ pub async fn create(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    cursor: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(creditor): Path<String>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page>, Problem> {
     let creditor = caller.creditor(&state, &creditor).await?;
     let limit = page_limit(query.limit)?;

@@ -8,12 +8,12 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, page_limit};
+use super::{Page, PageQuery, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::json::{Body, Query};
 use crate::api::problem::{FieldError, Problem};
-use crate::domain::{Country, Creditor, CreditorId, Language, NewCreditor, Owner};
+use crate::domain::{Country, Creditor, CreditorId, Language, NewCreditor};
 use crate::rules::policy::Policy;
 
 /// A creditor as the API shows it.
@@ -172,14 +172,10 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     Body(body): Body<CreateCreditor>,
 ) -> Result<Response, Problem> {
-    let Owner::Partner(partner) = &caller.owner else {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "partner-only",
-            "Only a partner creates creditors",
-        )
-        .with_detail("a creditor's key cannot create other creditors"));
-    };
+    let partner = caller.partner_only(
+        "Only a partner creates creditors",
+        "a creditor's key cannot create other creditors",
+    )?;
     let mut check = Check::default();
     check.text("/name", &body.name, 200);
     check.text("/organisation_number", &body.organisation_number, 40);
@@ -225,19 +221,10 @@ pub async fn create(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    cursor: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page>, Problem> {
     let limit = page_limit(query.limit)?;
     let after = query.cursor.map(CreditorId);

@@ -11,7 +11,7 @@ pub mod preview;
 pub mod webhooks;
 
 use axum::routing::{MethodRouter, get, post};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::AppState;
@@ -30,6 +30,17 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, Problem> {
             format!("must be between 1 and {MAX_LIMIT}"),
         )),
     }
+}
+
+/// The query of a plain list: where the previous page ended, and how many to show.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// The previous page's `next_cursor`.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
 /// One page of a list.

@@ -14,20 +14,6 @@ use crate::api::json::Query;
 use crate::api::problem::Problem;
 use crate::domain::PipelineMessage;
 
-/// The queue is the agency's: a creditor's key neither reads it (the debtors' personal data) nor
-/// acknowledges a message, which would keep a case from the agency.
-fn partner_only(caller: &Caller) -> Result<(), Problem> {
-    match caller.owner {
-        crate::domain::Owner::Partner(_) => Ok(()),
-        crate::domain::Owner::Creditor(_) => Err(Problem::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "partner-only",
-            "Only a partner reads the pipeline",
-        )
-        .with_detail("pull mode is for the agency's partner key, not a creditor's")),
-    }
-}
-
 fn message_json(message: &PipelineMessage) -> Value {
     json!({
         "id": message.id,
@@ -55,7 +41,12 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
     Query(query): Query<ListQuery>,
 ) -> Result<axum::Json<Page>, Problem> {
-    partner_only(&caller)?;
+    // The queue is the agency's: a creditor's key neither reads it (the debtors' personal data)
+    // nor acknowledges a message, which would keep a case from the agency.
+    caller.partner_only(
+        "Only a partner reads the pipeline",
+        "pull mode is for the agency's partner key, not a creditor's",
+    )?;
     let limit = page_limit(query.limit)?;
     let messages = state
         .store
@@ -74,7 +65,12 @@ pub async fn ack(
     Extension(caller): Extension<Caller>,
     Path(message): Path<String>,
 ) -> Result<axum::Json<Value>, Problem> {
-    partner_only(&caller)?;
+    // The queue is the agency's: a creditor's key neither reads it (the debtors' personal data)
+    // nor acknowledges a message, which would keep a case from the agency.
+    caller.partner_only(
+        "Only a partner reads the pipeline",
+        "pull mode is for the agency's partner key, not a creditor's",
+    )?;
     let not_found = || Problem::not_found().with_detail("no message by that id for this key");
     if state
         .store

@@ -21,7 +21,7 @@ use forfall_connector::standard_webhooks::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, page_limit};
+use super::{Page, PageQuery, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::idempotency::SealForReplay;
@@ -195,19 +195,10 @@ pub async fn create(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ListQuery {
-    #[serde(default)]
-    cursor: Option<String>,
-    #[serde(default)]
-    limit: Option<u32>,
-}
-
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQuery>,
+    Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page>, Problem> {
     let limit = page_limit(query.limit)?;
     let after = query.cursor.map(EndpointId);
