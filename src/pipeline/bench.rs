@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{Days, NaiveDate};
 use forfall_connector::standard_webhooks::{self, Secret};
+use futures_util::StreamExt;
 use rust_decimal::Decimal;
 
 use super::FakeAgency;
@@ -42,7 +43,7 @@ use crate::jobs::{Handler, Runner, RunnerSettings};
 use crate::rules::policy::Policy;
 use crate::secrets::EncryptionKey;
 use crate::store::{IngestBatch, IngestItem, Store};
-use crate::sync::bench::{Backends, drop_database, fresh_store};
+use crate::sync::bench::{Backends, FloorDb, drop_database, fresh_store};
 use crate::sync::connections::ConnectionSecrets;
 use crate::sync::reevaluate::Reevaluate;
 
@@ -54,6 +55,11 @@ const POOL: u32 = 10;
 const PAGE: usize = 500;
 /// The case ids the bare loop sends start with this.
 const BARE_PREFIX: &str = "bare_";
+/// The floor's message ids start with this.
+const FLOOR_PREFIX: &str = "floor_";
+/// The floor's loops and their batch (the job runner's rounds and batch).
+const FLOOR_ROUNDS: usize = 4;
+const FLOOR_BATCH: i64 = 128;
 /// How long the benchmark waits for a delivery before it gives up.
 const STALL: Duration = Duration::from_secs(30);
 
@@ -85,6 +91,8 @@ struct Measured {
     dead: usize,
     bare: Duration,
     bare_sent: usize,
+    floor: Duration,
+    floor_sent: usize,
 }
 
 fn per_second(count: usize, took: Duration) -> f64 {
@@ -108,7 +116,7 @@ pub async fn bench_forward(
     let mut failures = Vec::new();
     for (name, postgres) in runs {
         let store = fresh_store(backends, "bench_forward", postgres, POOL).await?;
-        let measured = run_backend(store.clone(), cases, in_flight).await;
+        let measured = run_backend(store.clone(), cases, in_flight, backends, postgres).await;
         store.close().await;
         if postgres {
             drop_database(backends, "bench_forward").await;
@@ -131,6 +139,16 @@ pub async fn bench_forward(
             m.bare.as_secs_f64(),
             gateway / bare.max(1e-9),
         ));
+        let floor = per_second(m.floor_sent, m.floor);
+        out.push_str(&format!(
+            "{name}: floor of durable forwarding (an outbox of id, body and state: claim 128 in one \
+             statement, post, mark sent in one statement; 4 loops) {floor:.0} cases/s \
+             ({} in {:.2} s): floor/bare {:.2}, gateway/floor {:.2}\n",
+            m.floor_sent,
+            m.floor.as_secs_f64(),
+            floor / bare.max(1e-9),
+            gateway / floor.max(1e-9),
+        ));
         failures.extend(problems.into_iter().map(|p| format!("{name}: {p}")));
     }
     if failures.is_empty() {
@@ -146,6 +164,8 @@ async fn run_backend(
     store: Arc<dyn Store>,
     cases: usize,
     in_flight: usize,
+    backends: &Backends,
+    postgres: bool,
 ) -> Result<(Measured, Vec<String>), Failed> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let seeding = Instant::now();
@@ -248,26 +268,44 @@ async fn run_backend(
     }
 
     // The bare loop: the same bodies, under fresh ids, with the same headers.
-    let bodies: Vec<(String, Vec<u8>)> = received
-        .iter()
-        .map(|message| {
-            let mut body = message.body.clone();
-            let id = format!("{BARE_PREFIX}{}", message.idempotency_key);
-            let case_id = format!("{BARE_PREFIX}{}", message.case_id);
-            body["id"] = id.clone().into();
-            body["case_id"] = case_id.clone().into();
-            if body["data"].get("case_id").is_some() {
-                body["data"]["case_id"] = case_id.into();
-            }
-            (id, body.to_string().into_bytes())
-        })
-        .collect();
-    let (bare, bare_sent) = bare_loop(&agency.url(), &secret, bodies, in_flight).await?;
+    let bodies = |prefix: &str| -> Vec<(String, Vec<u8>)> {
+        received
+            .iter()
+            .map(|message| {
+                let mut body = message.body.clone();
+                let id = format!("{prefix}{}", message.idempotency_key);
+                let case_id = format!("{prefix}{}", message.case_id);
+                body["id"] = id.clone().into();
+                body["case_id"] = case_id.clone().into();
+                if body["data"].get("case_id").is_some() {
+                    body["data"]["case_id"] = case_id.into();
+                }
+                (id, body.to_string().into_bytes())
+            })
+            .collect()
+    };
+    let (bare, bare_sent) =
+        bare_loop(&agency.url(), &secret, bodies(BARE_PREFIX), in_flight).await?;
     let total = agency.cases().len();
     if total != 2 * gateway_cases {
         problems.push(format!(
             "the bare loop left {} cases at the agency, not {gateway_cases}",
             total - gateway_cases.min(total)
+        ));
+    }
+    let floor_db = Arc::new(FloorDb::open(backends, postgres).await?);
+    floor_db
+        .fill_outbox(&bodies(FLOOR_PREFIX))
+        .await
+        .map_err(|e| e.to_string())?;
+    let floor = floor_loop(floor_db.clone(), &agency.url(), &secret, in_flight).await;
+    floor_db.close(backends).await;
+    let (floor, floor_sent) = floor?;
+    let total = agency.cases().len();
+    if total != 3 * gateway_cases {
+        problems.push(format!(
+            "the floor loop left {} cases at the agency, not {gateway_cases}",
+            total - (2 * gateway_cases).min(total)
         ));
     }
     if agency.rejected() > 0 || agency.conflicts() > 0 || agency.duplicates() > 0 {
@@ -289,6 +327,8 @@ async fn run_backend(
             dead: round.dead,
             bare,
             bare_sent,
+            floor,
+            floor_sent,
         },
         problems,
     ))
@@ -420,6 +460,84 @@ fn invoice(n: usize, customer: usize, issued: NaiveDate, due: NaiveDate) -> Invo
     }
 }
 
+/// Posts one body signed now the way the push client signs, with its `Idempotency-Key`.
+async fn post_signed(
+    client: &reqwest::Client,
+    url: &str,
+    secret: &Secret,
+    id: &str,
+    body: &[u8],
+) -> Result<(), Failed> {
+    let timestamp = chrono::Utc::now().timestamp();
+    let mut request = client
+        .post(url)
+        .header(IDEMPOTENCY_KEY, id)
+        .header(http::header::CONTENT_TYPE, "application/json");
+    for (name, value) in standard_webhooks::headers(secret, id, timestamp, body) {
+        request = request.header(name, value);
+    }
+    let answer = request
+        .body(body.to_vec())
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = answer.status();
+    let _ = answer.bytes().await;
+    if !status.is_success() {
+        return Err(format!("the agency answered {status}"));
+    }
+    Ok(())
+}
+
+/// The floor of durable forwarding: an outbox table holding only id, body and state (the same
+/// bodies as the bare loop, under fresh ids), emptied by [`FLOOR_ROUNDS`] loops that each claim
+/// [`FLOOR_BATCH`] messages in one statement, post them (`in_flight` at once in all), and mark
+/// them sent in one statement. What any outbox that records its deliveries must do at least.
+async fn floor_loop(
+    db: Arc<FloorDb>,
+    url: &str,
+    secret: &Secret,
+    in_flight: usize,
+) -> Result<(Duration, usize), Failed> {
+    let client = reqwest::Client::new();
+    let per_round = in_flight.div_ceil(FLOOR_ROUNDS).max(1);
+    let started = Instant::now();
+    let mut rounds = Vec::with_capacity(FLOOR_ROUNDS);
+    for _ in 0..FLOOR_ROUNDS {
+        let (db, client, url, secret) =
+            (db.clone(), client.clone(), url.to_owned(), secret.clone());
+        rounds.push(tokio::spawn(async move {
+            let mut sent = 0usize;
+            loop {
+                let batch = db.claim(FLOOR_BATCH).await.map_err(|e| e.to_string())?;
+                if batch.is_empty() {
+                    return Ok::<usize, Failed>(sent);
+                }
+                let posts = futures_util::stream::iter(batch)
+                    .map(|(id, body)| {
+                        let (client, url, secret) = (client.clone(), url.clone(), secret.clone());
+                        async move {
+                            post_signed(&client, &url, &secret, &id, &body).await?;
+                            Ok::<String, Failed>(id)
+                        }
+                    })
+                    .buffer_unordered(per_round);
+                let outcomes: Vec<_> = posts.collect().await;
+                let ids = outcomes
+                    .into_iter()
+                    .collect::<Result<Vec<String>, Failed>>()?;
+                db.sent(&ids).await.map_err(|e| e.to_string())?;
+                sent += ids.len();
+            }
+        }));
+    }
+    let mut sent = 0;
+    for round in rounds {
+        sent += round.await.map_err(|e| e.to_string())??;
+    }
+    Ok((started.elapsed(), sent))
+}
+
 /// Posts `bodies` with `in_flight` at once, each signed now the way the push client signs:
 /// the time taken and how many the agency took.
 async fn bare_loop(
@@ -442,24 +560,7 @@ async fn bare_loop(
                 let Some((id, body)) = bodies.get(next.fetch_add(1, Ordering::Relaxed)) else {
                     return Ok::<usize, String>(sent);
                 };
-                let timestamp = chrono::Utc::now().timestamp();
-                let mut request = client
-                    .post(&url)
-                    .header(IDEMPOTENCY_KEY, id.as_str())
-                    .header(http::header::CONTENT_TYPE, "application/json");
-                for (name, value) in standard_webhooks::headers(&secret, id, timestamp, body) {
-                    request = request.header(name, value);
-                }
-                let answer = request
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let status = answer.status();
-                let _ = answer.bytes().await;
-                if !status.is_success() {
-                    return Err(format!("the agency answered the bare loop {status}"));
-                }
+                post_signed(&client, &url, &secret, id, body).await?;
                 sent += 1;
             }
         }));

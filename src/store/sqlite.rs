@@ -36,6 +36,9 @@ impl Dialect for SqliteStore {
     const JOB_SEQ: &'static str = "rowid";
 }
 
+/// The writer connection's page cache (SQLite's default is 2 MiB).
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
+
 impl SqliteStore {
     /// Opens (creating if missing, with its directory) the database file named by the URL.
     pub async fn open(options: &StoreOptions) -> Result<SqliteStore, StoreError> {
@@ -66,10 +69,16 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
+        // The one writer keeps a larger page cache, so that a page of ingest or a batch of jobs
+        // does not spill dirty pages to the database file before it commits (and read them back),
+        // and keeps statement journals in memory rather than in temporary files.
+        let writer_connect = connect
+            .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(connect)
+            .connect_with(writer_connect)
             .await
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
         Ok(SqliteStore { pool, writer })
