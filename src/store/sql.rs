@@ -2278,16 +2278,16 @@ macro_rules! impl_store {
                     );
                     insert.push_values(chunk, |mut row, (creditor, job)| {
                         row.push_bind(JobId::generate().0)
-                            .push_bind(creditor.0.clone())
-                            .push_bind(job.kind.clone())
-                            .push_bind(job.idempotency_key.clone())
-                            .push_bind(Json(job.payload.clone()))
+                            .push_bind(creditor.as_str())
+                            .push_bind(job.kind.as_str())
+                            .push_bind(job.idempotency_key.as_str())
+                            .push_bind(Json(&job.payload))
                             .push_bind("pending")
                             .push_bind(0_i32)
                             .push_bind(millis(job.run_after))
                             .push_bind(millis(now))
                             .push_bind(millis(now))
-                            .push_bind(job.chain.clone());
+                            .push_bind(job.chain.as_deref());
                     });
                     insert.push(" ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key");
                     let keys: Vec<String> = insert.build_query_scalar().fetch_all(&mut **tx).await?;
