@@ -563,4 +563,8 @@ async fn the_forwarding_benchmark_delivers_every_transfer_once() {
         "{report}"
     );
     assert!(report.contains("200 jobs completed"), "{report}");
+    assert!(
+        report.contains("floor of durable forwarding") && report.contains("(200 in "),
+        "{report}"
+    );
 }

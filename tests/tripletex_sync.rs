@@ -459,3 +459,42 @@ async fn a_full_pass_rereads_an_open_invoice_it_no_longer_lists(store: Arc<dyn S
     assert!(outstanding(&world, id).await.is_zero());
     fake.shutdown().await;
 }
+
+/// `forfall bench sync` and `forfall bench webhooks` end to end at a small size, floors
+/// included: each prints its gateway figure and its floor for SQLite (and PostgreSQL when set).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_benchmarks_print_the_gateway_and_its_floor() {
+    let dir =
+        std::env::temp_dir().join(format!("forfall-ingest-bench-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let postgres = std::env::var("FORFALL_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let backends = forfall::sync::bench::Backends {
+        sqlite_dir: dir.clone(),
+        postgres_url: postgres.clone(),
+    };
+    let sync = forfall::sync::bench::bench_sync(2_000, &backends).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let hooks = forfall::sync::bench::bench_webhooks(300, &backends).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let (sync, hooks) = (sync.unwrap(), hooks.unwrap());
+    let backends = if postgres.is_some() { 2 } else { 1 };
+    assert_eq!(
+        sync.matches("floor of a durable sync").count(),
+        backends,
+        "{sync}"
+    );
+    assert_eq!(sync.matches(" stored, ").count(), backends, "{sync}");
+    assert_eq!(
+        hooks.matches("floor of durable ingest").count(),
+        backends,
+        "{hooks}"
+    );
+    assert_eq!(
+        hooks.matches("deliveries/s (verify + store + 202)").count(),
+        backends,
+        "{hooks}"
+    );
+}
