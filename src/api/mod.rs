@@ -93,18 +93,13 @@ async fn openapi() -> impl IntoResponse {
 }
 
 pub fn router(state: AppState) -> Router {
-    // Keys and `Idempotency-Key` belong to the partner API: only its routes pay for them (the
-    // platforms' webhooks and the agency's events are verified by their signatures instead).
-    let (api, machines): (Vec<_>, Vec<_>) = routes()
+    routes()
         .into_iter()
-        .partition(|(path, _)| path.starts_with("/v1/"));
-    let add = |router: Router<AppState>,
-               (path, handler): (&'static str, MethodRouter<AppState>)| {
-        router.route(path, handler)
-    };
-    let api = api
-        .into_iter()
-        .fold(Router::new(), add)
+        .fold(Router::new(), |router, (path, handler)| {
+            router.route(path, handler)
+        })
+        .fallback(|| async { Problem::not_found() })
+        .layer(axum::extract::DefaultBodyLimit::max(json::MAX_BODY))
         .layer(axum::middleware::map_response(plain_errors_as_problems))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -113,14 +108,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
-        ));
-    machines
-        .into_iter()
-        .fold(Router::new(), add)
-        .merge(api)
-        .fallback(|| async { Problem::not_found() })
-        .layer(axum::extract::DefaultBodyLimit::max(json::MAX_BODY))
-        .layer(axum::middleware::map_response(plain_errors_as_problems))
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

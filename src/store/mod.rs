@@ -11,6 +11,9 @@ mod postgres;
 mod rows;
 mod sql;
 mod sqlite;
+pub(crate) use sqlite::{
+    connection_settings as sqlite_connection_settings, writer_settings as sqlite_writer_settings,
+};
 pub mod webhooks;
 
 use std::sync::Arc;

@@ -47,6 +47,36 @@ const ROW_BUFFER: usize = 1024;
 /// The writer connection's page cache (SQLite's default is 2 MiB).
 const WRITER_CACHE_KIB: u32 = 64 * 1024;
 
+/// Every connection's settings: WAL, commits that do not wait for the disk (a crash of the
+/// machine, not of the process, can lose the last commits; the database stays consistent), a
+/// wait for a busy database, and a statement's rows handed to the calling task
+/// [`ROW_BUFFER`] at a time rather than 50 (sqlx's default), so that SQLite's thread does not
+/// wait for the task every 50 rows of a batch of claimed jobs or a page of invoices.
+pub(crate) fn connection_settings(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        .row_buffer_size(ROW_BUFFER)
+}
+
+/// The one writer connection's settings on top: a larger page cache, so that a page of ingest
+/// or a batch of jobs does not spill dirty pages to the database file before it commits (and
+/// read them back); statement journals in memory rather than in temporary files; fewer, larger
+/// checkpoints ([`WRITER_CHECKPOINT_PAGES`], run by the commit that crosses the mark, so that
+/// commit takes longer); and the log cut back to [`WAL_KEPT_BYTES`] after a checkpoint.
+pub(crate) fn writer_settings(options: SqliteConnectOptions) -> SqliteConnectOptions {
+    options
+        .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
+        .pragma("temp_store", "memory")
+        .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string())
+        .pragma("journal_size_limit", WAL_KEPT_BYTES.to_string())
+}
+
+/// What the WAL file is cut back to after a checkpoint.
+const WAL_KEPT_BYTES: u64 = 64 * 1024 * 1024;
+
 impl SqliteStore {
     /// Opens (creating if missing, with its directory) the database file named by the URL.
     pub async fn open(options: &StoreOptions) -> Result<SqliteStore, StoreError> {
@@ -54,17 +84,10 @@ impl SqliteStore {
             url: options.url.clone(),
             reason,
         };
-        let connect = SqliteConnectOptions::from_str(&options.url)
-            .map_err(|e| bad_url(e.to_string()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10))
-            // A statement's rows reach the calling task without making SQLite's thread wait
-            // for it every 50 rows (sqlx's default): a batch of 128 claimed jobs or a page of
-            // invoices is read in one go.
-            .row_buffer_size(ROW_BUFFER);
+        let connect = connection_settings(
+            SqliteConnectOptions::from_str(&options.url).map_err(|e| bad_url(e.to_string()))?,
+        )
+        .foreign_keys(true);
         let file = connect.get_filename();
         let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
         if let Some(dir) = dir.filter(|_| file != Path::new(":memory:")) {
@@ -81,17 +104,10 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
-        // The one writer keeps a larger page cache, so that a page of ingest or a batch of jobs
-        // does not spill dirty pages to the database file before it commits (and read them back),
-        // and keeps statement journals in memory rather than in temporary files.
-        let writer_connect = connect
-            .pragma("cache_size", format!("-{WRITER_CACHE_KIB}"))
-            .pragma("temp_store", "memory")
-            .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES.to_string());
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(writer_connect)
+            .connect_with(writer_settings(connect))
             .await
             .map_err(|e| StoreError::Unreachable(e.to_string()))?;
         Ok(SqliteStore { pool, writer })

@@ -171,13 +171,14 @@ impl BarePager {
             ))
             .send()
             .await
+            .and_then(reqwest::Response::error_for_status)
             .map_err(|e| e.to_string())?
             .json()
             .await
             .map_err(|e| e.to_string())?;
         let token = session["value"]["token"]
             .as_str()
-            .unwrap_or_default()
+            .ok_or("the fake's session has no token")?
             .to_owned();
         Ok(BarePager {
             http,
@@ -210,15 +211,15 @@ impl BarePager {
             ])
             .send()
             .await
+            .and_then(reqwest::Response::error_for_status)
             .map_err(|e| e.to_string())?
             .bytes()
             .await
             .map_err(|e| e.to_string())?;
         let mut page: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| e.to_string())?;
-        let values = match page["values"].take() {
-            serde_json::Value::Array(values) => values,
-            _ => Vec::new(),
+        let serde_json::Value::Array(values) = page["values"].take() else {
+            return Err("a page of the fake has no values".into());
         };
         self.from += values.len();
         if values.len() < 1000 {
@@ -334,9 +335,16 @@ pub async fn bench_sync(invoices: usize, backends: &Backends) -> Result<String, 
             .map_err(|e| e.to_string())?;
         let synced = started.elapsed();
         let (bare, listed) = bare_loop(&fake, &config, lookback).await?;
-        let floor_db = FloorDb::open(backends, postgres).await?;
-        let (floor, floor_stored) = floor_loop(&fake, &config, lookback, &floor_db).await?;
+        let floor_db = FloorDb::open(backends, "bench_sync", postgres).await?;
+        let floor = floor_loop(&fake, &config, lookback, &floor_db).await;
         floor_db.close(backends).await;
+        let (floor, floor_stored) = floor?;
+        if floor_stored != stats.created {
+            return Err(format!(
+                "{out}{name}: the floor stored {floor_stored} open invoices, the sync {}",
+                stats.created
+            ));
+        }
         out.push_str(&format!(
             "{name}: sync {:.2} s ({} pages, {} invoices listed, {} stored, {} decisions), bare reqwest loop {:.2} s ({listed} invoices), ratio {:.2} (goal <= 1.5)\n",
             synced.as_secs_f64(),
@@ -471,15 +479,17 @@ async fn serve_router(
     Ok((base, task))
 }
 
-/// The floor of durable webhook ingest, to read the gateway's figure against: the bare handler
-/// plus one INSERT of the delivery (its id and raw body) into a table that has nothing else,
-/// committed in groups like the gateway's. What no design that stores a delivery before it
-/// answers can beat on the same machine and database.
+/// Group commits under way at once in the webhook floor on PostgreSQL (several, since that
+/// database commits several transactions at once; the gateway's one was tried with four and
+/// gained nothing). SQLite has one writer.
 const FLOOR_PG_WRITERS: u32 = 4;
 
+/// The floors' database: a fresh SQLite file with the store's own settings, or a fresh
+/// PostgreSQL database (dropped again by [`FloorDb::close`]), holding only the floors' tables.
 pub(crate) enum FloorDb {
     Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
+    /// The pool and the database's name.
+    Postgres(sqlx::PgPool, String),
 }
 
 type FloorItem = (String, Vec<u8>, tokio::sync::oneshot::Sender<bool>);
@@ -488,7 +498,13 @@ type FloorItem = (String, Vec<u8>, tokio::sync::oneshot::Sender<bool>);
 type FloorInvoice = [String; 6];
 
 impl FloorDb {
-    pub(crate) async fn open(backends: &Backends, postgres: bool) -> Result<FloorDb, Failed> {
+    /// The floor of the benchmark `name` (its own file or database, so that benchmarks run
+    /// at once do not share one).
+    pub(crate) async fn open(
+        backends: &Backends,
+        name: &str,
+        postgres: bool,
+    ) -> Result<FloorDb, Failed> {
         const TABLES: [&str; 4] = [
             "CREATE TABLE deliveries (id TEXT PRIMARY KEY, body BYTEA NOT NULL)",
             "CREATE TABLE invoices (id TEXT PRIMARY KEY, customer TEXT NOT NULL, \
@@ -499,14 +515,15 @@ impl FloorDb {
         ];
         if postgres {
             let admin = backends.postgres_url.clone().ok_or("no PostgreSQL URL")?;
+            let database = format!("forfall_{name}_floor");
             let pool = sqlx::PgPool::connect(&admin)
                 .await
                 .map_err(|e| e.to_string())?;
             for statement in [
-                "DROP DATABASE IF EXISTS forfall_bench_floor WITH (FORCE)",
-                "CREATE DATABASE forfall_bench_floor",
+                format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
+                format!("CREATE DATABASE {database}"),
             ] {
-                sqlx::query(statement)
+                sqlx::query(&statement)
                     .execute(&pool)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -514,37 +531,49 @@ impl FloorDb {
             pool.close().await;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(FLOOR_PG_WRITERS)
-                .connect(&store::with_database(&admin, "forfall_bench_floor"))
+                .connect(&store::with_database(&admin, &database))
                 .await
                 .map_err(|e| e.to_string())?;
-            for table in TABLES {
-                sqlx::query(table)
-                    .execute(&pool)
-                    .await
-                    .map_err(|e| e.to_string())?;
+            let floor = FloorDb::Postgres(pool, database);
+            if let Err(e) = floor.create(&TABLES).await {
+                floor.close(backends).await;
+                return Err(e.to_string());
             }
-            Ok(FloorDb::Postgres(pool))
+            Ok(floor)
         } else {
-            use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-            // The store's own settings (see `store::sqlite`).
-            let options = SqliteConnectOptions::new()
-                .filename(backends.sqlite_dir.join("bench_floor.db"))
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal);
+            let file = backends.sqlite_dir.join(format!("{name}_floor.db"));
+            for suffix in ["", "-wal", "-shm"] {
+                let mut stale = file.clone().into_os_string();
+                stale.push(suffix);
+                let _ = std::fs::remove_file(stale);
+            }
+            // The store's own settings, those of its writer included (see `store::sqlite`).
+            let options = store::sqlite_writer_settings(store::sqlite_connection_settings(
+                sqlx::sqlite::SqliteConnectOptions::new().filename(file),
+            ));
             let pool = sqlx::sqlite::SqlitePoolOptions::new()
                 .max_connections(1)
                 .connect_with(options)
                 .await
                 .map_err(|e| e.to_string())?;
-            for table in TABLES {
-                sqlx::query(table)
-                    .execute(&pool)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Ok(FloorDb::Sqlite(pool))
+            let floor = FloorDb::Sqlite(pool);
+            floor.create(&TABLES).await.map_err(|e| e.to_string())?;
+            Ok(floor)
         }
+    }
+
+    async fn create(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
+        for table in tables {
+            match self {
+                FloorDb::Sqlite(pool) => {
+                    sqlx::query(table).execute(pool).await?;
+                }
+                FloorDb::Postgres(pool, _) => {
+                    sqlx::query(table).execute(pool).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn insert(&self, batch: &[FloorItem]) -> Result<(), sqlx::Error> {
@@ -558,7 +587,7 @@ impl FloorDb {
                 });
                 insert.push(CONFLICT).build().execute(pool).await?;
             }
-            FloorDb::Postgres(pool) => {
+            FloorDb::Postgres(pool, _) => {
                 let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT);
                 insert.push_values(batch, |mut row, (id, body, _)| {
                     row.push_bind(id.as_str()).push_bind(body.as_slice());
@@ -585,7 +614,7 @@ impl FloorDb {
                     });
                     insert.push(CONFLICT).build().execute(pool).await?;
                 }
-                FloorDb::Postgres(pool) => {
+                FloorDb::Postgres(pool, _) => {
                     let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT);
                     insert.push_values(chunk, |mut row, columns| {
                         for column in columns {
@@ -616,7 +645,7 @@ impl FloorDb {
                     });
                     insert.build().execute(pool).await?;
                 }
-                FloorDb::Postgres(pool) => {
+                FloorDb::Postgres(pool, _) => {
                     let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT);
                     insert.push_values(chunk, |mut row, (id, body)| {
                         row.push_bind(id.as_str())
@@ -642,7 +671,7 @@ impl FloorDb {
                 .fetch_all(pool)
                 .await
             }
-            FloorDb::Postgres(pool) => {
+            FloorDb::Postgres(pool, _) => {
                 sqlx::query_as(
                     "UPDATE outbox SET state = 'sending' WHERE id IN (SELECT id FROM outbox \
                      WHERE state = 'waiting' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
@@ -658,6 +687,9 @@ impl FloorDb {
     /// Marks sent messages done, in one statement.
     pub(crate) async fn sent(&self, ids: &[String]) -> Result<(), sqlx::Error> {
         const UPDATE: &str = "UPDATE outbox SET state = 'sent' WHERE id IN ";
+        if ids.is_empty() {
+            return Ok(());
+        }
         match self {
             FloorDb::Sqlite(pool) => {
                 let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(UPDATE);
@@ -666,7 +698,7 @@ impl FloorDb {
                 });
                 update.build().execute(pool).await?;
             }
-            FloorDb::Postgres(pool) => {
+            FloorDb::Postgres(pool, _) => {
                 let mut update = sqlx::QueryBuilder::<sqlx::Postgres>::new(UPDATE);
                 update.push_tuples(ids, |mut row, id| {
                     row.push_bind(id.as_str());
@@ -680,9 +712,17 @@ impl FloorDb {
     pub(crate) async fn close(&self, backends: &Backends) {
         match self {
             FloorDb::Sqlite(pool) => pool.close().await,
-            FloorDb::Postgres(pool) => {
+            FloorDb::Postgres(pool, database) => {
                 pool.close().await;
-                drop_database(backends, "bench_floor").await;
+                if let Some(admin) = &backends.postgres_url
+                    && let Ok(pool) = sqlx::PgPool::connect(admin).await
+                {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                            .execute(&pool)
+                            .await;
+                    pool.close().await;
+                }
             }
         }
     }
@@ -696,7 +736,7 @@ fn floor_router(secret: Secret, db: Arc<FloorDb>) -> axum::Router {
     // PostgreSQL commits several transactions at once; SQLite has one writer.
     let writers = match db.as_ref() {
         FloorDb::Sqlite(_) => 1,
-        FloorDb::Postgres(_) => FLOOR_PG_WRITERS,
+        FloorDb::Postgres(..) => FLOOR_PG_WRITERS,
     };
     for _ in 0..writers {
         let (db, queue) = (db.clone(), queue.clone());
@@ -807,16 +847,27 @@ pub async fn bench_webhooks(deliveries: usize, backends: &Backends) -> Result<St
             IN_FLIGHT,
         )
         .await?;
-        let floor_db = Arc::new(FloorDb::open(backends, postgres).await?);
-        let (floor_base, floor_task) =
-            serve_router(floor_router(secret.clone(), floor_db.clone())).await?;
-        let floor_rate = post_all(
-            &format!("{floor_base}/hooks/{id}"),
-            signed_bodies(&secret, deliveries, &format!("{tag}f")),
-            IN_FLIGHT,
-        )
-        .await?;
-        floor_task.abort();
+        let floor_db = Arc::new(FloorDb::open(backends, "bench_hooks", postgres).await?);
+        let floor_rate = match serve_router(floor_router(secret.clone(), floor_db.clone())).await {
+            Ok((floor_base, floor_task)) => {
+                let rate = post_all(
+                    &format!("{floor_base}/hooks/{id}"),
+                    signed_bodies(&secret, deliveries, &format!("{tag}f")),
+                    IN_FLIGHT,
+                )
+                .await;
+                floor_task.abort();
+                rate
+            }
+            Err(e) => Err(e),
+        };
+        let floor_rate = match floor_rate {
+            Ok(rate) => rate,
+            Err(e) => {
+                floor_db.close(backends).await;
+                return Err(e);
+            }
+        };
         out.push_str(&format!(
             "{name}: gateway {gateway:.0} deliveries/s (verify + store + 202), bare axum {bare_rate:.0}/s (verify + 202), ratio {:.2} (goal >= 0.8)\n\
              {name}: floor of durable ingest (bare axum + one group-committed INSERT of id and body into a table with nothing else) {floor_rate:.0}/s: floor/bare {:.2}, gateway/floor {:.2}\n",
