@@ -54,22 +54,7 @@ pub(crate) async fn fresh_store(
     max_connections: u32,
 ) -> Result<Arc<dyn Store>, Failed> {
     let url = if postgres {
-        let admin = backends.postgres_url.clone().ok_or("no PostgreSQL URL")?;
-        let pool = sqlx::PgPool::connect(&admin)
-            .await
-            .map_err(|e| e.to_string())?;
-        sqlx::query(&format!(
-            "DROP DATABASE IF EXISTS forfall_{name} WITH (FORCE)"
-        ))
-        .execute(&pool)
-        .await
-        .map_err(|e| e.to_string())?;
-        sqlx::query(&format!("CREATE DATABASE forfall_{name}"))
-            .execute(&pool)
-            .await
-            .map_err(|e| e.to_string())?;
-        pool.close().await;
-        store::with_database(&admin, &format!("forfall_{name}"))
+        fresh_database(backends, name).await?
     } else {
         format!("sqlite://{}/{name}.db", backends.sqlite_dir.display())
     };
@@ -81,6 +66,27 @@ pub(crate) async fn fresh_store(
     .map_err(|e| e.to_string())?;
     store.migrate().await.map_err(|e| e.to_string())?;
     Ok(store)
+}
+
+/// A new, empty PostgreSQL database `forfall_{name}` (an old one of that name is dropped first);
+/// its URL. Dropped again by [`drop_database`].
+async fn fresh_database(backends: &Backends, name: &str) -> Result<String, Failed> {
+    let admin = backends.postgres_url.clone().ok_or("no PostgreSQL URL")?;
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .map_err(|e| e.to_string())?;
+    sqlx::query(&format!(
+        "DROP DATABASE IF EXISTS forfall_{name} WITH (FORCE)"
+    ))
+    .execute(&pool)
+    .await
+    .map_err(|e| e.to_string())?;
+    sqlx::query(&format!("CREATE DATABASE forfall_{name}"))
+        .execute(&pool)
+        .await
+        .map_err(|e| e.to_string())?;
+    pool.close().await;
+    Ok(store::with_database(&admin, &format!("forfall_{name}")))
 }
 
 pub(crate) async fn drop_database(backends: &Backends, name: &str) {
@@ -488,14 +494,34 @@ const FLOOR_PG_WRITERS: u32 = 4;
 /// PostgreSQL database (dropped again by [`FloorDb::close`]), holding only the floors' tables.
 pub(crate) enum FloorDb {
     Sqlite(sqlx::SqlitePool),
-    /// The pool and the database's name.
+    /// The pool and the name given to [`fresh_database`].
     Postgres(sqlx::PgPool, String),
+}
+
+/// Runs `$body` with `$pool` the floor's pool and `$db` its sqlx database type: one text for
+/// both backends' statements.
+macro_rules! on_floor {
+    ($floor:expr, |$pool:ident, $db:ident| $body:expr) => {
+        match $floor {
+            FloorDb::Sqlite($pool) => {
+                type $db = sqlx::Sqlite;
+                $body
+            }
+            FloorDb::Postgres($pool, _) => {
+                type $db = sqlx::Postgres;
+                $body
+            }
+        }
+    };
 }
 
 type FloorItem = (String, Vec<u8>, tokio::sync::oneshot::Sender<bool>);
 
 /// An invoice as the sync floor stores it: id, customer, issued, due, amount, outstanding.
 type FloorInvoice = [String; 6];
+
+/// Rows per multi-row statement: within both databases' limits on bound parameters.
+const FLOOR_ROWS_PER_STATEMENT: usize = 1000;
 
 impl FloorDb {
     /// The floor of the benchmark `name` (its own file or database, so that benchmarks run
@@ -513,35 +539,22 @@ impl FloorDb {
             "CREATE TABLE outbox (id TEXT PRIMARY KEY, body BYTEA NOT NULL, state TEXT NOT NULL)",
             "CREATE INDEX outbox_waiting ON outbox (state, id)",
         ];
-        if postgres {
-            let admin = backends.postgres_url.clone().ok_or("no PostgreSQL URL")?;
-            let database = format!("forfall_{name}_floor");
-            let pool = sqlx::PgPool::connect(&admin)
-                .await
-                .map_err(|e| e.to_string())?;
-            for statement in [
-                format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"),
-                format!("CREATE DATABASE {database}"),
-            ] {
-                sqlx::query(&statement)
-                    .execute(&pool)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            pool.close().await;
+        let name = format!("{name}_floor");
+        let floor = if postgres {
+            let url = fresh_database(backends, &name).await?;
             let pool = sqlx::postgres::PgPoolOptions::new()
                 .max_connections(FLOOR_PG_WRITERS)
-                .connect(&store::with_database(&admin, &database))
-                .await
-                .map_err(|e| e.to_string())?;
-            let floor = FloorDb::Postgres(pool, database);
-            if let Err(e) = floor.create(&TABLES).await {
-                floor.close(backends).await;
-                return Err(e.to_string());
+                .connect(&url)
+                .await;
+            match pool {
+                Ok(pool) => FloorDb::Postgres(pool, name),
+                Err(e) => {
+                    drop_database(backends, &name).await;
+                    return Err(e.to_string());
+                }
             }
-            Ok(floor)
         } else {
-            let file = backends.sqlite_dir.join(format!("{name}_floor.db"));
+            let file = backends.sqlite_dir.join(format!("{name}.db"));
             for suffix in ["", "-wal", "-shm"] {
                 let mut stale = file.clone().into_os_string();
                 stale.push(suffix);
@@ -556,74 +569,46 @@ impl FloorDb {
                 .connect_with(options)
                 .await
                 .map_err(|e| e.to_string())?;
-            let floor = FloorDb::Sqlite(pool);
-            floor.create(&TABLES).await.map_err(|e| e.to_string())?;
-            Ok(floor)
-        }
-    }
-
-    async fn create(&self, tables: &[&str]) -> Result<(), sqlx::Error> {
-        for table in tables {
-            match self {
-                FloorDb::Sqlite(pool) => {
-                    sqlx::query(table).execute(pool).await?;
-                }
-                FloorDb::Postgres(pool, _) => {
-                    sqlx::query(table).execute(pool).await?;
-                }
+            FloorDb::Sqlite(pool)
+        };
+        for table in TABLES {
+            let created = on_floor!(&floor, |pool, Db| sqlx::query::<Db>(table)
+                .execute(pool)
+                .await
+                .map(|_| ()));
+            if let Err(e) = created {
+                floor.close(backends).await;
+                return Err(e.to_string());
             }
         }
-        Ok(())
+        Ok(floor)
     }
 
     async fn insert(&self, batch: &[FloorItem]) -> Result<(), sqlx::Error> {
-        const INSERT: &str = "INSERT INTO deliveries (id, body) ";
-        const CONFLICT: &str = " ON CONFLICT (id) DO NOTHING";
-        match self {
-            FloorDb::Sqlite(pool) => {
-                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(INSERT);
-                insert.push_values(batch, |mut row, (id, body, _)| {
-                    row.push_bind(id.as_str()).push_bind(body.as_slice());
-                });
-                insert.push(CONFLICT).build().execute(pool).await?;
-            }
-            FloorDb::Postgres(pool, _) => {
-                let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT);
-                insert.push_values(batch, |mut row, (id, body, _)| {
-                    row.push_bind(id.as_str()).push_bind(body.as_slice());
-                });
-                insert.push(CONFLICT).build().execute(pool).await?;
-            }
-        }
-        Ok(())
+        on_floor!(self, |pool, Db| {
+            let mut insert = sqlx::QueryBuilder::<Db>::new("INSERT INTO deliveries (id, body) ");
+            insert.push_values(batch, |mut row, (id, body, _)| {
+                row.push_bind(id.as_str()).push_bind(body.as_slice());
+            });
+            insert.push(" ON CONFLICT (id) DO NOTHING");
+            insert.build().execute(pool).await.map(|_| ())
+        })
     }
 
     async fn insert_invoices(&self, rows: &[FloorInvoice]) -> Result<(), sqlx::Error> {
-        const INSERT: &str =
-            "INSERT INTO invoices (id, customer, issued, due, amount, outstanding) ";
-        const CONFLICT: &str = " ON CONFLICT (id) DO NOTHING";
-        // Within both databases' limits on bound parameters per statement.
-        for chunk in rows.chunks(1000) {
-            match self {
-                FloorDb::Sqlite(pool) => {
-                    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(INSERT);
-                    insert.push_values(chunk, |mut row, columns| {
-                        for column in columns {
-                            row.push_bind(column.as_str());
-                        }
-                    });
-                    insert.push(CONFLICT).build().execute(pool).await?;
-                }
-                FloorDb::Postgres(pool, _) => {
-                    let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT);
-                    insert.push_values(chunk, |mut row, columns| {
-                        for column in columns {
-                            row.push_bind(column.as_str());
-                        }
-                    });
-                    insert.push(CONFLICT).build().execute(pool).await?;
-                }
-            }
+        for chunk in rows.chunks(FLOOR_ROWS_PER_STATEMENT) {
+            on_floor!(self, |pool, Db| {
+                let mut insert = sqlx::QueryBuilder::<Db>::new(
+                    "INSERT INTO invoices (id, customer, issued, due, amount, outstanding) ",
+                );
+                insert.push_values(chunk, |mut row, columns| {
+                    for column in columns {
+                        row.push_bind(column.as_str());
+                    }
+                });
+                insert.push(" ON CONFLICT (id) DO NOTHING");
+                insert.build().execute(pool).await?;
+            });
         }
         Ok(())
     }
@@ -633,99 +618,77 @@ impl FloorDb {
         &self,
         messages: &[(String, Vec<u8>)],
     ) -> Result<(), sqlx::Error> {
-        const INSERT: &str = "INSERT INTO outbox (id, body, state) ";
-        for chunk in messages.chunks(1000) {
-            match self {
-                FloorDb::Sqlite(pool) => {
-                    let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(INSERT);
-                    insert.push_values(chunk, |mut row, (id, body)| {
-                        row.push_bind(id.as_str())
-                            .push_bind(body.as_slice())
-                            .push_bind("waiting");
-                    });
-                    insert.build().execute(pool).await?;
-                }
-                FloorDb::Postgres(pool, _) => {
-                    let mut insert = sqlx::QueryBuilder::<sqlx::Postgres>::new(INSERT);
-                    insert.push_values(chunk, |mut row, (id, body)| {
-                        row.push_bind(id.as_str())
-                            .push_bind(body.as_slice())
-                            .push_bind("waiting");
-                    });
-                    insert.build().execute(pool).await?;
-                }
-            }
+        for chunk in messages.chunks(FLOOR_ROWS_PER_STATEMENT) {
+            on_floor!(self, |pool, Db| {
+                let mut insert =
+                    sqlx::QueryBuilder::<Db>::new("INSERT INTO outbox (id, body, state) ");
+                insert.push_values(chunk, |mut row, (id, body)| {
+                    row.push_bind(id.as_str())
+                        .push_bind(body.as_slice())
+                        .push_bind("waiting");
+                });
+                insert.build().execute(pool).await?;
+            });
         }
         Ok(())
     }
 
     /// Claims up to `count` waiting messages (marks them sending); none when the outbox is empty.
     pub(crate) async fn claim(&self, count: i64) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
-        match self {
-            FloorDb::Sqlite(pool) => {
-                sqlx::query_as(
-                    "UPDATE outbox SET state = 'sending' WHERE id IN (SELECT id FROM outbox \
-                     WHERE state = 'waiting' ORDER BY id LIMIT $1) RETURNING id, body",
-                )
-                .bind(count)
-                .fetch_all(pool)
-                .await
-            }
-            FloorDb::Postgres(pool, _) => {
-                sqlx::query_as(
-                    "UPDATE outbox SET state = 'sending' WHERE id IN (SELECT id FROM outbox \
-                     WHERE state = 'waiting' ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
-                     RETURNING id, body",
-                )
-                .bind(count)
-                .fetch_all(pool)
-                .await
-            }
-        }
+        // Several loops claim at once: on PostgreSQL each skips the rows another holds.
+        let skip_locked = match self {
+            FloorDb::Sqlite(_) => "",
+            FloorDb::Postgres(..) => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE outbox SET state = 'sending' WHERE id IN (SELECT id FROM outbox \
+             WHERE state = 'waiting' ORDER BY id LIMIT $1{skip_locked}) RETURNING id, body"
+        );
+        on_floor!(self, |pool, Db| sqlx::query_as::<Db, (String, Vec<u8>)>(
+            &sql
+        )
+        .bind(count)
+        .fetch_all(pool)
+        .await)
     }
 
     /// Marks sent messages done, in one statement.
     pub(crate) async fn sent(&self, ids: &[String]) -> Result<(), sqlx::Error> {
-        const UPDATE: &str = "UPDATE outbox SET state = 'sent' WHERE id IN ";
         if ids.is_empty() {
             return Ok(());
         }
-        match self {
-            FloorDb::Sqlite(pool) => {
-                let mut update = sqlx::QueryBuilder::<sqlx::Sqlite>::new(UPDATE);
-                update.push_tuples(ids, |mut row, id| {
-                    row.push_bind(id.as_str());
-                });
-                update.build().execute(pool).await?;
-            }
-            FloorDb::Postgres(pool, _) => {
-                let mut update = sqlx::QueryBuilder::<sqlx::Postgres>::new(UPDATE);
-                update.push_tuples(ids, |mut row, id| {
-                    row.push_bind(id.as_str());
-                });
-                update.build().execute(pool).await?;
-            }
-        }
-        Ok(())
+        on_floor!(self, |pool, Db| {
+            let mut update =
+                sqlx::QueryBuilder::<Db>::new("UPDATE outbox SET state = 'sent' WHERE id IN ");
+            update.push_tuples(ids, |mut row, id| {
+                row.push_bind(id.as_str());
+            });
+            update.build().execute(pool).await.map(|_| ())
+        })
     }
 
     pub(crate) async fn close(&self, backends: &Backends) {
         match self {
             FloorDb::Sqlite(pool) => pool.close().await,
-            FloorDb::Postgres(pool, database) => {
+            FloorDb::Postgres(pool, name) => {
                 pool.close().await;
-                if let Some(admin) = &backends.postgres_url
-                    && let Ok(pool) = sqlx::PgPool::connect(admin).await
-                {
-                    let _ =
-                        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
-                            .execute(&pool)
-                            .await;
-                    pool.close().await;
-                }
+                drop_database(backends, name).await;
             }
         }
     }
+}
+
+/// The bare handlers' check: the delivery's Standard Webhooks signature against the real clock.
+fn verified(secret: &Secret, headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    standard_webhooks::verify(
+        secret,
+        headers,
+        body,
+        Utc::now(),
+        standard_webhooks::DEFAULT_TOLERANCE,
+    )
+    .ok()
+    .map(|delivery| delivery.id)
 }
 
 /// The floor's router: verify, hand the delivery to the one writer, answer 202 once it is
@@ -742,19 +705,8 @@ fn floor_router(secret: Secret, db: Arc<FloorDb>) -> axum::Router {
         let (db, queue) = (db.clone(), queue.clone());
         tokio::spawn(async move {
             loop {
-                let batch = {
-                    let mut queue = queue.lock().await;
-                    let Some(first) = queue.recv().await else {
-                        break;
-                    };
-                    let mut batch = vec![first];
-                    while batch.len() < 512 {
-                        match queue.try_recv() {
-                            Ok(next) => batch.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    batch
+                let Some(batch) = super::next_batch(&mut *queue.lock().await).await else {
+                    break;
                 };
                 let stored = db.insert(&batch).await.is_ok();
                 for (_, _, reply) in batch {
@@ -769,17 +721,11 @@ fn floor_router(secret: Secret, db: Arc<FloorDb>) -> axum::Router {
             let secret = secret.clone();
             let sender = sender.clone();
             async move {
-                let Ok(delivery) = standard_webhooks::verify(
-                    &secret,
-                    &headers,
-                    &body,
-                    Utc::now(),
-                    standard_webhooks::DEFAULT_TOLERANCE,
-                ) else {
+                let Some(id) = verified(&secret, &headers, &body) else {
                     return axum::http::StatusCode::UNAUTHORIZED;
                 };
                 let (reply, stored) = tokio::sync::oneshot::channel();
-                let item = (delivery.id, body.to_vec(), reply);
+                let item = (id, body.to_vec(), reply);
                 if sender.send(item).await.is_err() {
                     return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                 }
@@ -804,15 +750,9 @@ pub async fn bench_webhooks(deliveries: usize, backends: &Backends) -> Result<St
         axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
             let secret = bare_secret.clone();
             async move {
-                match standard_webhooks::verify(
-                    &secret,
-                    &headers,
-                    &body,
-                    Utc::now(),
-                    standard_webhooks::DEFAULT_TOLERANCE,
-                ) {
-                    Ok(_) => axum::http::StatusCode::ACCEPTED,
-                    Err(_) => axum::http::StatusCode::UNAUTHORIZED,
+                match verified(&secret, &headers, &body) {
+                    Some(_) => axum::http::StatusCode::ACCEPTED,
+                    None => axum::http::StatusCode::UNAUTHORIZED,
                 }
             }
         }),

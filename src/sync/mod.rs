@@ -118,20 +118,30 @@ struct PendingDelivery {
     reply: tokio::sync::oneshot::Sender<Result<bool, String>>,
 }
 
+/// The most a group commit takes at once.
+const GROUP_COMMIT_MOST: usize = 512;
+
+/// A group commit's batch: the next item (waiting for it), and all that are already queued
+/// behind it, up to [`GROUP_COMMIT_MOST`]; `None` once the queue is closed and empty.
+pub(crate) async fn next_batch<T>(queue: &mut tokio::sync::mpsc::Receiver<T>) -> Option<Vec<T>> {
+    let first = queue.recv().await?;
+    let mut batch = vec![first];
+    while batch.len() < GROUP_COMMIT_MOST {
+        match queue.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(batch)
+}
+
 /// Writes waiting deliveries together: one transaction for all that arrived meanwhile.
 async fn write_deliveries(
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     mut queue: tokio::sync::mpsc::Receiver<PendingDelivery>,
 ) {
-    while let Some(first) = queue.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < 512 {
-            match queue.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while let Some(batch) = next_batch(&mut queue).await {
         let jobs: Vec<_> = batch
             .iter()
             .map(|p| (p.creditor.clone(), p.job.clone()))
