@@ -43,8 +43,7 @@ struct Api {
     token: String,
     clock: Arc<ManualClock>,
     store: Arc<dyn Store>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
+    gateway: ingest::Gateway,
 }
 
 /// Starts the server at 10:00 Oslo time on [`ingest::TODAY`]. `key: None` is a gateway without
@@ -59,43 +58,15 @@ async fn start(store: Arc<dyn Store>, key: Option<EncryptionKey>) -> Api {
         Connectors::new(key, ingest::http()),
         Arc::new(Metrics::default()),
     ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served_store = store.clone();
-    let served_clock: Arc<dyn Clock> = clock.clone();
-    let done = tokio::spawn(async move {
-        forfall::server::serve(
-            listener,
-            served_store,
-            served_clock,
-            "api-e2e".into(),
-            Duration::from_secs(5),
-            async {
-                let _ = stopped.await;
-            },
-            forfall::server::Background {
-                ingest: Some(ingest),
-                poll: None,
-                workers: None,
-                agency_secret: None,
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("serve");
-    });
+    let gateway = ingest::Gateway::serve(store.clone(), clock.clone(), ingest, None).await;
     let token = partner_key(store.as_ref(), clock.now()).await;
     Api {
-        base,
+        base: gateway.base.clone(),
         http: reqwest::Client::new(),
         token,
         clock,
         store,
-        stop: Some(stop),
-        done: Some(done),
+        gateway,
     }
 }
 
@@ -231,13 +202,8 @@ impl Api {
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(done) = self.done.take() {
-            let _ = done.await;
-        }
+    async fn stop(self) {
+        self.gateway.stop().await;
     }
 }
 

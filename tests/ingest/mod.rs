@@ -145,14 +145,28 @@ impl Gateway {
         world: &World,
         agency_secret: Option<forfall_connector::standard_webhooks::Secret>,
     ) -> Gateway {
+        Gateway::serve(
+            world.store.clone(),
+            world.clock.clone(),
+            world.ingest.clone(),
+            agency_secret,
+        )
+        .await
+    }
+
+    /// `forfall serve` on a random port with this store, clock and ingest (no poller, no
+    /// workers).
+    pub async fn serve(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        ingest: Arc<Ingest>,
+        agency_secret: Option<forfall_connector::standard_webhooks::Secret>,
+    ) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let store = world.store.clone();
-        let clock: Arc<dyn Clock> = world.clock.clone();
-        let ingest = world.ingest.clone();
         let done = tokio::spawn(async move {
             forfall::server::serve(
                 listener,
