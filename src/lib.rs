@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod jobs;
+pub mod json_path;
 pub mod lifecycle;
 pub mod notify;
 pub mod pipeline;

@@ -1,7 +1,8 @@
 //! Scenario files: strict parsing with precise errors.
 //!
 //! Error paths use one style everywhere: keys joined by dots from the top-level object, array
-//! positions in brackets counted from 0 (`events[3].amount`, `policy.weekly_list.cutoff_weekday`).
+//! positions in brackets counted from 0 (`events[3].amount`, `policy.weekly_list.cutoff_weekday`),
+//! and a key that is not a plain name quoted in brackets (`[""]`); see `json_path`.
 //! A problem with the document as a whole (not JSON, not an object) has the path `(document)`.
 
 use std::collections::{HashMap, HashSet};
@@ -16,6 +17,7 @@ use thiserror::Error;
 
 use chrono::Datelike;
 
+use crate::json_path;
 use crate::lifecycle::{DisputeOutcome, Event, PaymentVia};
 use crate::rules::dates::parse_civil_date;
 use crate::rules::money::parse_amount;
@@ -397,7 +399,7 @@ fn parse_expect(top: &Obj<'_>) -> Result<Option<Vec<Map<String, Value>>>> {
 // ---------------------------------------------------------------------------------------------
 
 fn index_path(key: &str, index: usize) -> String {
-    format!("{key}[{index}]")
+    json_path::index(&json_path::field("", key), index)
 }
 
 /// A JSON object being validated, with its path (`""` for the top level).
@@ -427,11 +429,7 @@ impl<'a> Obj<'a> {
     }
 
     fn key_path(&self, key: &str) -> String {
-        if self.path.is_empty() {
-            key.to_owned()
-        } else {
-            format!("{}.{key}", self.path)
-        }
+        json_path::field(&self.path, key)
     }
 
     fn err(&self, key: &str, message: impl Into<String>) -> ScenarioError {
@@ -722,6 +720,18 @@ mod tests {
         let mut v = valid();
         v["policy"]["notice"] = json!(1);
         assert_eq!(error_of(v).path, "policy.notice");
+    }
+
+    #[test]
+    fn an_unknown_empty_key_is_named_by_a_path_that_is_not_empty() {
+        // Found by the fuzz test: `"from"` cut out of a file's text leaves the key `""`.
+        assert_eq!(error_of(with(valid(), "/", json!(1))).path, "[\"\"]");
+        let mut v = valid();
+        v["policy"][""] = json!(1);
+        assert_eq!(error_of(v).path, "policy[\"\"]");
+        let mut v = valid();
+        v["events"][0]["a.b"] = json!(1);
+        assert_eq!(error_of(v).path, "events[0][\"a.b\"]");
     }
 
     #[test]

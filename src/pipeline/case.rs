@@ -1036,17 +1036,13 @@ impl<'a> Obj<'a> {
             prefix: prefix.to_string(),
         };
         if let Some(unknown) = map.keys().find(|key| !known.contains(&key.as_str())) {
-            return Err(fields.error(&shown_key(unknown), "unknown field"));
+            return Err(fields.error(unknown, "unknown field"));
         }
         Ok(fields)
     }
 
     fn path(&self, key: &str) -> String {
-        if self.prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.prefix)
-        }
+        crate::json_path::field(&self.prefix, key)
     }
 
     fn error(&self, key: &str, problem: impl Into<String>) -> DocumentError {
@@ -1244,19 +1240,6 @@ impl<'a> Obj<'a> {
             _ => Ok(amount.abs()),
         }
     }
-}
-
-/// An unknown field's name as shown in an error: at most 64 characters, no control characters.
-fn shown_key(key: &str) -> String {
-    let mut shown: String = key
-        .chars()
-        .take(64)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if key.chars().count() > 64 {
-        shown.push('…');
-    }
-    shown
 }
 
 #[cfg(test)]

@@ -138,7 +138,7 @@ impl Policy {
         let object = as_object(value, ROOT)?;
         let mut policy = Policy::default();
         for (key, value) in object {
-            let path = format!("{ROOT}.{key}");
+            let path = crate::json_path::field(ROOT, key);
             policy.set(key, value, &path)?;
         }
         Ok(policy)
@@ -175,7 +175,7 @@ impl Policy {
 impl WeeklyList {
     fn with_json(mut self, value: &Value, path: &str) -> Result<WeeklyList, PolicyError> {
         for (key, value) in as_object(value, path)? {
-            let path = format!("{path}.{key}");
+            let path = crate::json_path::field(path, key);
             match key.as_str() {
                 "list_weekday" => self.list_weekday = weekday(value, &path)?,
                 "cutoff_weekday" => self.cutoff_weekday = weekday(value, &path)?,
