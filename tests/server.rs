@@ -172,3 +172,37 @@ async fn openapi_yaml_is_what_the_server_serves_and_describes_every_route() {
     server.stop.send(()).unwrap();
     server.done.await.unwrap();
 }
+
+/// Loaders of YAML 1.1 (PyYAML, many validators) read a bare `on`, `off`, `yes`, `no`, `y` or `n`
+/// as a boolean: `required: [on]` or `enum: [NO]` would then say something else than the server
+/// does. Every such word in openapi.yaml is quoted where it stands as a key or a list item.
+#[test]
+fn openapi_yaml_reads_the_same_to_yaml_1_1_loaders() {
+    let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"))
+        .expect("openapi.yaml at the repository root");
+    let words = ["on", "off", "yes", "no", "y", "n", "true", "false"];
+    let is_word = |token: &str| words.contains(&token.trim().to_ascii_lowercase().as_str());
+    let mut found = Vec::new();
+    for (n, line) in file.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        let trimmed = code.trim_start().trim_start_matches("- ");
+        // A bare key (`on: …`) or a bare flow item (`[kind, on]`), outside descriptions.
+        if let Some((key, _)) = trimmed.split_once(':')
+            && is_word(key)
+            && !key.contains('"')
+        {
+            found.push(format!("line {}: key {key}", n + 1));
+        }
+        if let (Some(open), Some(close)) = (code.find('['), code.rfind(']'))
+            && open < close
+            && (code.contains("required:") || code.contains("enum:"))
+        {
+            for item in code[open + 1..close].split(',') {
+                if is_word(item) && !item.contains('"') {
+                    found.push(format!("line {}: item {}", n + 1, item.trim()));
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "quote these: {found:?}");
+}
