@@ -31,6 +31,7 @@ use ingest::{World, tripletex};
 on_both_backends!(
     an_overdue_invoice_is_warned_then_transferred_once_and_its_collected_payment_lands_once_in_tripletex,
     a_stop_within_ten_days_is_a_free_withdrawal_and_after_them_a_charged_one,
+    a_case_held_released_and_held_again_on_one_day_reaches_the_agency_as_three_messages,
     a_digest_another_instance_is_sending_waits_for_it_instead_of_going_out_under_the_same_message_id,
     in_weekly_list_mode_the_creditor_gets_the_list_then_the_listed_invoices_transfer_at_the_cutoff,
 );
@@ -370,6 +371,46 @@ async fn a_stop_within_ten_days_is_a_free_withdrawal_and_after_them_a_charged_on
         "charged after them"
     );
     let _ = Metrics::default();
+    act.stop().await;
+}
+
+async fn a_case_held_released_and_held_again_on_one_day_reaches_the_agency_as_three_messages(
+    store: Arc<dyn Store>,
+) {
+    let act = act(store).await;
+    let id = act.overdue_invoice();
+    act.sync().await;
+    for _ in 0..5 {
+        act.advance(chrono::Duration::days(1)).await;
+    }
+    assert_eq!(act.agency.cases().len(), 1);
+    let invoice = act.stored(id).await;
+    // A full dispute holds the case, narrowing it to a part releases it, and disputing the
+    // whole again holds it again: the same day, so alike decisions must not share a key.
+    for amount in [None, Some(dec!(1.00)), None] {
+        forfall::actions::apply(
+            act.world.store.as_ref(),
+            act.world.clock.as_ref(),
+            act.creditor(),
+            &invoice.id,
+            &forfall::lifecycle::Event::Dispute { amount },
+        )
+        .await
+        .unwrap();
+        act.workers.runner.drain().await.unwrap();
+    }
+    let case = act.agency.cases().into_iter().next().expect("the case");
+    assert_eq!(
+        case.messages,
+        vec!["case.transfer", "case.hold", "case.release", "case.hold"]
+    );
+    assert_eq!(act.stored(id).await.stage, Stage::Held);
+    let jobs = act.world.store.jobs(act.creditor()).await.unwrap();
+    let held_events = jobs
+        .iter()
+        .filter(|job| job.idempotency_key.starts_with("event.case.held:"))
+        .count();
+    assert_eq!(held_events, 2, "partners hear of both holds");
     act.stop().await;
 }
 

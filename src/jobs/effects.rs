@@ -17,10 +17,12 @@
 //! A payment the creditor received directly while a case is open becomes `case.paid_directly`
 //! (whatever the engine decides about the case), and a payment the agency collected becomes a
 //! payment registered in the platform (and, once registered, the event `payment.synced`). Every
-//! job's idempotency key is derived from what it does
-//! (`transfer:{connection}:{invoice}:{day}`: an invoice is transferred at most once a day, so the
-//! day is the case's generation); the agency's messages about one invoice form one chain, and so
-//! do the writes to one invoice in the platform, so each runs in order.
+//! job's idempotency key is derived from what it does: the message, the invoice, the day and the
+//! decision's number among the invoice's decisions (`transfer:{connection}:{invoice}:{day}:{n}`),
+//! so a decision stored twice is one job, and two alike on one day (held, released, held again)
+//! are two. The creditor's digest lines are one per invoice, day and kind
+//! (`email.warning:{connection}:{invoice}:{day}`). The agency's messages about one invoice form
+//! one chain, and so do the writes to one invoice in the platform, so each runs in order.
 //!
 //! An event for partners is an `event` job ([`EVENT_JOB`]): its handler
 //! ([`crate::webhooks::Events`]) writes the event once and enqueues one delivery
@@ -134,15 +136,18 @@ pub fn platform_chain(connection: &ConnectionId, invoice: &str) -> String {
     format!("platform:{connection}:{invoice}")
 }
 
-/// The jobs the decisions cause, in the decisions' order.
+/// The jobs the decisions cause, in the decisions' order. `decided_before` is how many
+/// decisions the invoice had before these: the first of them is number `decided_before + 1`.
 pub fn jobs_for(
     connection: &ConnectionId,
     decisions: &[Decision],
+    decided_before: u64,
     now: DateTime<Utc>,
 ) -> Vec<NewJob> {
     let mut jobs = Vec::new();
-    for decision in decisions {
+    for (number, decision) in (decided_before + 1..).zip(decisions) {
         let action = &decision.action;
+        let occurrence = format!("{}:{number}", action.on);
         let invoice = action.invoice.as_str();
         let name = action.kind.name();
         let base = |extra: (&str, Value)| {
@@ -159,7 +164,7 @@ pub fn jobs_for(
             let job = match effect {
                 Effect::Agency(message) => NewJob::new(
                     PIPELINE_JOB,
-                    format!("{message}:{connection}:{invoice}:{}", action.on),
+                    format!("{message}:{connection}:{invoice}:{occurrence}"),
                     base(("message", json!(message))),
                     now,
                 )
@@ -172,7 +177,7 @@ pub fn jobs_for(
                 ),
                 Effect::StatusNote => NewJob::new(
                     PLATFORM_JOB,
-                    format!("note.{name}:{connection}:{invoice}:{}", action.on),
+                    format!("note.{name}:{connection}:{invoice}:{occurrence}"),
                     base(("write", json!("note"))),
                     now,
                 )
@@ -185,7 +190,7 @@ pub fn jobs_for(
                         event_type,
                         connection,
                         invoice,
-                        &action.on.to_string(),
+                        &occurrence,
                         Value::Object(fields),
                         now,
                     )
@@ -254,8 +259,8 @@ pub fn collection_payment_job(
     .in_chain(platform_chain(connection, invoice))
 }
 
-/// The event `event_type` about `invoice` (the platform's id), once per `occurrence` (the day of a
-/// decision, the agency's event id of a payment). `fields` become the event's data beside the
+/// The event `event_type` about `invoice` (the platform's id), once per `occurrence` (the day and
+/// number of a decision, the agency's event id of a payment). `fields` become the event's data beside the
 /// invoice's ids.
 pub fn event_job(
     event_type: &str,

@@ -208,6 +208,11 @@ pub struct InvoiceState {
     pub invoice: String,
     pub facts: InvoiceFacts,
     pub stage: Stage,
+    /// How many actions have been decided for the invoice so far (the engine leaves it alone;
+    /// the gateway counts when it stores decisions). It numbers each decision's effects, so that
+    /// two alike on one day (held, released, held again) are two messages, not one.
+    #[serde(default)]
+    pub decided: u64,
 }
 
 impl InvoiceState {
@@ -225,6 +230,7 @@ impl InvoiceState {
             invoice: invoice.into(),
             facts,
             stage,
+            decided: 0,
         }
     }
 }

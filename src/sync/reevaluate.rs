@@ -118,11 +118,18 @@ pub fn lifecycle_update(
     now: chrono::DateTime<chrono::Utc>,
 ) -> LifecycleUpdate {
     let mut jobs = extra_jobs;
-    jobs.extend(jobs_for(connection, decisions, now));
+    jobs.extend(jobs_for(connection, decisions, state.decided, now));
+    let mut lifecycle = serde_json::to_value(state).unwrap_or_default();
+    if let Some(stored) = lifecycle.as_object_mut() {
+        let decided = state
+            .decided
+            .saturating_add(u64::try_from(decisions.len()).unwrap_or(u64::MAX));
+        stored.insert("decided".into(), decided.into());
+    }
     LifecycleUpdate {
         stage: stage_of(&state.stage),
         next_action_on: next_action_on(policy, state),
-        lifecycle: serde_json::to_value(state).unwrap_or_default(),
+        lifecycle,
         decisions: decisions
             .iter()
             .map(|d| NewDecision {
