@@ -48,7 +48,9 @@ use crate::jobs::{Handler, Runner, RunnerSettings};
 use crate::rules::policy::Policy;
 use crate::secrets::EncryptionKey;
 use crate::store::{IngestBatch, IngestItem, Store};
-use crate::sync::bench::{Backends, FloorDb, drop_database, fresh_store};
+use crate::sync::bench::{
+    Backends, FloorDb, cpu_per_item, drop_database, fresh_store, process_cpu,
+};
 use crate::sync::connections::ConnectionSecrets;
 use crate::sync::reevaluate::Reevaluate;
 
@@ -98,6 +100,8 @@ struct Measured {
     bare_sent: usize,
     floor: Duration,
     floor_sent: usize,
+    /// This process's CPU per case (µs) in each run, where the system tells it.
+    cpu: [Option<f64>; 3],
 }
 
 fn per_second(count: usize, took: Duration) -> f64 {
@@ -154,6 +158,21 @@ pub async fn bench_forward(
             floor / bare.max(1e-9),
             gateway / floor.max(1e-9),
         ));
+        if let [Some(gateway_cpu), Some(bare_cpu), Some(floor_cpu)] = m.cpu {
+            // Cores kept busy = CPU per case × cases per second.
+            let busy = |cpu: f64, rate: f64| cpu * rate / 1e6;
+            out.push_str(&format!(
+                "{name}: CPU per case in this process (the gateway or the loop, the fake agency{}): \
+                 gateway {gateway_cpu:.0} us ({:.1} cores busy), bare {bare_cpu:.0} us ({:.1}), \
+                 floor {floor_cpu:.0} us ({:.1}); bare/gateway CPU {:.2}: where both runs use \
+                 every core, the ratio cannot be higher\n",
+                if postgres { "; PostgreSQL's own not counted" } else { ", SQLite" },
+                busy(gateway_cpu, gateway),
+                busy(bare_cpu, bare),
+                busy(floor_cpu, floor),
+                bare_cpu / gateway_cpu.max(1e-9),
+            ));
+        }
         failures.extend(problems.into_iter().map(|p| format!("{name}: {p}")));
     }
     if failures.is_empty() {
@@ -215,6 +234,7 @@ async fn run_backend(
     // The workers as `serve` runs them, until the agency has had a delivery per transfer (or
     // nothing moved for a while); a batch under way when told to stop is finished and recorded.
     let started = Instant::now();
+    let cpu = process_cpu();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let workers = tokio::spawn(runner.run(stopped));
     let (mut seen, mut moved) = (0, Instant::now());
@@ -234,6 +254,7 @@ async fn run_backend(
     let _ = stop.send(true);
     workers.await.map_err(|e| e.to_string())?;
     let gateway = started.elapsed();
+    let gateway_cpu = cpu_per_item(cpu, agency.deliveries());
     let count = |outcome: &str| job_count(&metrics, outcome);
     let round = Round {
         succeeded: count("succeeded"),
@@ -289,8 +310,10 @@ async fn run_backend(
             })
             .collect()
     };
-    let (bare, bare_sent) =
-        bare_loop(&agency.url(), &secret, bodies(BARE_PREFIX), in_flight).await?;
+    let bodies_of_bare = bodies(BARE_PREFIX);
+    let cpu = process_cpu();
+    let (bare, bare_sent) = bare_loop(&agency.url(), &secret, bodies_of_bare, in_flight).await?;
+    let bare_cpu = cpu_per_item(cpu, bare_sent);
     let total = agency.cases().len();
     if total != 2 * gateway_cases {
         problems.push(format!(
@@ -299,8 +322,16 @@ async fn run_backend(
         ));
     }
     let floor_db = Arc::new(FloorDb::open(backends, "bench_forward", postgres).await?);
+    let mut floor_cpu = None;
     let floor = match floor_db.fill_outbox(&bodies(FLOOR_PREFIX)).await {
-        Ok(()) => floor_loop(floor_db.clone(), &agency.url(), &secret, in_flight).await,
+        Ok(()) => {
+            let cpu = process_cpu();
+            let floor = floor_loop(floor_db.clone(), &agency.url(), &secret, in_flight).await;
+            if let Ok((_, sent)) = &floor {
+                floor_cpu = cpu_per_item(cpu, *sent);
+            }
+            floor
+        }
         Err(e) => Err(e.to_string()),
     };
     floor_db.close(backends).await;
@@ -334,6 +365,7 @@ async fn run_backend(
             bare_sent,
             floor,
             floor_sent,
+            cpu: [gateway_cpu, bare_cpu, floor_cpu],
         },
         problems,
     ))

@@ -45,6 +45,25 @@ pub struct Backends {
 
 type Failed = String;
 
+/// This process's CPU time so far (user and system, every thread), where the system tells it:
+/// Linux's `/proc/self/stat`, in clock ticks of 10 ms (`USER_HZ` is 100 on every Linux this runs
+/// on); `None` elsewhere. A benchmark prints CPU per item beside its rates: on a machine whose
+/// cores are all busy, a ratio cannot beat the ratio of CPU spent per item.
+pub(crate) fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces: count the fields after its `)`. The state is
+    // field 3; `utime` and `stime` are fields 14 and 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(14)? + ticks(15)?) * 10))
+}
+
+/// The CPU spent since `before` (a [`process_cpu`] reading), per item, in microseconds.
+pub(crate) fn cpu_per_item(before: Option<Duration>, items: usize) -> Option<f64> {
+    let spent = process_cpu()?.checked_sub(before?)?;
+    Some(spent.as_secs_f64() * 1e6 / items.max(1) as f64)
+}
+
 /// A fresh store: a new SQLite file, or a new PostgreSQL database created through the given URL
 /// (dropped again by [`drop_database`]).
 pub(crate) async fn fresh_store(
@@ -824,4 +843,24 @@ pub async fn bench_webhooks(deliveries: usize, backends: &Backends) -> Result<St
     }
     bare_task.abort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn process_cpu_reads_this_process_and_grows_with_work() {
+        let before = process_cpu().expect("Linux has /proc/self/stat");
+        let started = Instant::now();
+        let mut x = 0u64;
+        while process_cpu().is_some_and(|now| now <= before) && started.elapsed().as_secs() < 10 {
+            for i in 0..100_000u64 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));
+            }
+        }
+        assert!(process_cpu().is_some_and(|now| now > before));
+        assert!(cpu_per_item(Some(before), 1).is_some_and(|us| us >= 10_000.0));
+    }
 }
