@@ -27,6 +27,45 @@ pub fn index(prefix: &str, index: usize) -> String {
     format!("{prefix}[{index}]")
 }
 
+/// The RFC 6901 JSON pointer of a path written as above (`events[3].amount` →
+/// `/events/3/amount`, `policy["a/b"]` → `/policy/a~1b`); the whole document is `""`.
+pub fn pointer(path: &str) -> String {
+    let mut pointer = String::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        let segment: String;
+        if let Some(after) = rest.strip_prefix('.') {
+            rest = after;
+            continue;
+        } else if let Some(quoted) = rest.strip_prefix('[').filter(|r| r.starts_with('"')) {
+            let mut keys = serde_json::Deserializer::from_str(quoted).into_iter::<String>();
+            match keys.next() {
+                Some(Ok(key)) => {
+                    let used = keys.byte_offset();
+                    segment = key;
+                    rest = quoted.get(used..).unwrap_or("");
+                    rest = rest.strip_prefix(']').unwrap_or(rest);
+                }
+                _ => {
+                    segment = quoted.to_owned();
+                    rest = "";
+                }
+            }
+        } else if let Some(after) = rest.strip_prefix('[') {
+            let end = after.find(']').unwrap_or(after.len());
+            segment = after[..end].to_owned();
+            rest = after.get(end + 1..).unwrap_or("");
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            segment = rest[..end].to_owned();
+            rest = &rest[end..];
+        }
+        pointer.push('/');
+        pointer.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+    }
+    pointer
+}
+
 fn is_plain(key: &str) -> bool {
     !key.is_empty()
         && key.chars().count() <= SHOWN_KEY_CHARS
@@ -67,6 +106,18 @@ mod tests {
         assert_eq!(field("policy", "a.b"), "policy[\"a.b\"]");
         assert_eq!(field("", "x[0]"), "[\"x[0]\"]");
         assert_eq!(field("", "a\nb"), "[\"a\\nb\"]");
+    }
+
+    #[test]
+    fn paths_become_json_pointers() {
+        assert_eq!(pointer(""), "");
+        assert_eq!(pointer("from"), "/from");
+        assert_eq!(pointer("events[3].amount"), "/events/3/amount");
+        assert_eq!(pointer("data.lines[0][1]"), "/data/lines/0/1");
+        assert_eq!(pointer(&field("policy", "a/b~c")), "/policy/a~1b~0c");
+        assert_eq!(pointer(&field("", "")), "/");
+        assert_eq!(pointer(&field(&field("", "x.y"), "z")), "/x.y/z");
+        assert_eq!(pointer(&field("", "a\"]b")), "/a\"]b");
     }
 
     #[test]

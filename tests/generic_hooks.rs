@@ -24,7 +24,7 @@ on_both_backends!(
     a_signed_delivery_is_acknowledged_at_once_and_its_invoice_ingested,
     a_bad_or_missing_signature_is_401_and_nothing_is_ingested,
     a_stale_delivery_or_a_replayed_id_is_401,
-    an_unknown_connection_is_404_an_oversized_body_413_and_malformed_json_400,
+    an_unknown_connection_is_404_an_oversized_body_413_and_malformed_json_400_naming_its_field,
     a_deleted_invoice_ends_as_credited,
     a_partners_feed_is_polled_page_by_page_and_then_only_for_changes,
 );
@@ -220,7 +220,7 @@ async fn a_stale_delivery_or_a_replayed_id_is_401(store: Arc<dyn Store>) {
     gateway.stop().await;
 }
 
-async fn an_unknown_connection_is_404_an_oversized_body_413_and_malformed_json_400(
+async fn an_unknown_connection_is_404_an_oversized_body_413_and_malformed_json_400_naming_its_field(
     store: Arc<dyn Store>,
 ) {
     let (world, secret, gateway, url) = pushed_world(store).await;
@@ -243,11 +243,33 @@ async fn an_unknown_connection_is_404_an_oversized_body_413_and_malformed_json_4
         body: b"{not json".to_vec(),
     };
     assert_eq!(rejected(&url, &garbage).await.0, 400);
+    // A well-formed body with a field out of its range names the field as a pointer.
+    let mut wrong: serde_json::Value = serde_json::from_slice(&fine.body).unwrap();
+    wrong["data"]["customer"]["kind"] = "alien".into();
+    let wrong = serde_json::to_vec(&wrong).unwrap();
+    let wrong = forfall_generic::fake::SignedDelivery {
+        id: "msg_10".into(),
+        timestamp: world.clock.now(),
+        headers: forfall_connector::standard_webhooks::headers(
+            &secret,
+            "msg_10",
+            world.clock.now().timestamp(),
+            &wrong,
+        ),
+        body: wrong,
+    };
+    let (status, problem) = rejected(&url, &wrong).await;
+    assert_eq!(status, 400);
+    assert_eq!(problem["errors"][0]["pointer"], "/data/customer/kind");
     let text = metrics(&gateway).await;
-    for reason in ["unknown_connection", "too_large", "malformed"] {
+    for (reason, count) in [
+        ("unknown_connection", 1),
+        ("too_large", 1),
+        ("malformed", 2),
+    ] {
         assert!(
             text.contains(&format!(
-                "forfall_webhooks_rejected_total{{reason=\"{reason}\"}} 1"
+                "forfall_webhooks_rejected_total{{reason=\"{reason}\"}} {count}"
             )),
             "{reason}: {text}"
         );

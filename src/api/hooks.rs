@@ -11,7 +11,7 @@ use forfall_connector::ConnectorError;
 use sha2::Digest;
 
 use super::AppState;
-use super::problem::Problem;
+use super::problem::{FieldError, Problem};
 use crate::domain::{ConnectionId, NewJob};
 use crate::sync::WEBHOOK_JOB;
 
@@ -111,15 +111,7 @@ pub async fn receive(
         }
     };
     if let Err(e) = connector.parse_webhook(&headers, &body) {
-        return reject(
-            "malformed",
-            Problem::new(
-                StatusCode::BAD_REQUEST,
-                "malformed-delivery",
-                "The delivery cannot be read",
-            )
-            .with_detail(e.to_string()),
-        );
+        return reject("malformed", malformed_delivery(e));
     }
     let Ok(text) = std::str::from_utf8(&body) else {
         return reject(
@@ -171,5 +163,56 @@ pub async fn receive(
             )
             .into_response()
         }
+    }
+}
+
+/// 400 for a delivery that cannot be read. A connector names the field at fault at the start of
+/// its detail (`data.customer.kind: must be …`): it becomes the problem's `errors[0].pointer`.
+fn malformed_delivery(error: ConnectorError) -> Problem {
+    let detail = match error {
+        ConnectorError::Malformed { detail } => detail,
+        other => other.to_string(),
+    };
+    let mut problem = Problem::new(
+        StatusCode::BAD_REQUEST,
+        "malformed-delivery",
+        "The delivery cannot be read",
+    )
+    .with_detail(detail.clone());
+    let named = detail
+        .split_once(": ")
+        .filter(|(path, _)| !path.is_empty() && !path.contains(char::is_whitespace));
+    problem.errors.push(match named {
+        Some((path, why)) => FieldError {
+            pointer: crate::json_path::pointer(path),
+            detail: why.to_owned(),
+        },
+        None => FieldError {
+            pointer: String::new(),
+            detail,
+        },
+    });
+    problem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_delivery_names_its_field_as_a_pointer() {
+        let problem = malformed_delivery(ConnectorError::Malformed {
+            detail: "data.customer.kind: must be \"consumer\" or \"business\"".into(),
+        });
+        assert_eq!(problem.status, 400);
+        assert_eq!(problem.errors[0].pointer, "/data/customer/kind");
+        assert_eq!(
+            problem.errors[0].detail,
+            "must be \"consumer\" or \"business\""
+        );
+        let whole = malformed_delivery(ConnectorError::Malformed {
+            detail: "the body is not JSON (line 1, column 2)".into(),
+        });
+        assert_eq!(whole.errors[0].pointer, "");
     }
 }

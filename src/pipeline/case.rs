@@ -65,23 +65,10 @@ impl DocumentError {
     /// The field as a JSON pointer (RFC 6901), for an RFC 9457 problem: `data.warnings[0].on` is
     /// `/data/warnings/0/on`, the whole document is the empty pointer.
     pub fn pointer(&self) -> String {
-        if self.field == WHOLE_DOCUMENT || self.field.is_empty() {
+        if self.field == WHOLE_DOCUMENT {
             return String::new();
         }
-        let mut pointer = String::new();
-        for segment in self.field.split('.') {
-            let (name, indexes) = match segment.find('[') {
-                Some(at) => segment.split_at(at),
-                None => (segment, ""),
-            };
-            pointer.push('/');
-            pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
-            for index in indexes.split(['[', ']']).filter(|index| !index.is_empty()) {
-                pointer.push('/');
-                pointer.push_str(index);
-            }
-        }
-        pointer
+        crate::json_path::pointer(&self.field)
     }
 }
 
