@@ -187,6 +187,10 @@ impl Api {
         assert_eq!(status, StatusCode::OK);
         let (status, accepted) = self.post(&format!("{path}/sync"), json!({})).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        assert_eq!(
+            accepted["syncing"], true,
+            "the 202 says the pass is running"
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let (status, now) = self.get(&path).await;

@@ -423,11 +423,10 @@ pub async fn sync(
             tracing::warn!(connection = %id, error = %e, "cannot release the sync lease; it expires on its own");
         }
     });
-    let mut response = (
-        StatusCode::ACCEPTED,
-        axum::Json(connection_json(&connection)),
-    )
-        .into_response();
+    // The pass is started: the answer says so, though the task may not yet have marked it.
+    let mut answer = connection_json(&connection);
+    answer["syncing"] = Value::Bool(true);
+    let mut response = (StatusCode::ACCEPTED, axum::Json(answer)).into_response();
     if let Some(location) = location(&creditor, &connection) {
         response.headers_mut().insert(header::LOCATION, location);
     }
