@@ -692,6 +692,12 @@ fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// `t` as the store keeps it: to the millisecond. What an API answers on creation then equals
+/// what it answers when read back.
+pub fn to_stored_precision(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
 fn lease_end(now: DateTime<Utc>, ttl: Duration) -> Result<DateTime<Utc>, StoreError> {
     chrono::Duration::from_std(ttl)
         .ok()
@@ -733,5 +739,15 @@ mod tests {
             redact_url("sqlite://data/forfall.db"),
             "sqlite://data/forfall.db"
         );
+    }
+
+    #[test]
+    fn an_instant_at_stored_precision_reads_back_unchanged() {
+        let now = DateTime::parse_from_rfc3339("2026-12-06T08:55:26.147495085Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let kept = to_stored_precision(now);
+        assert_eq!(kept.to_rfc3339(), "2026-12-06T08:55:26.147+00:00");
+        assert_eq!(rows::instant(millis(kept)).unwrap(), kept);
     }
 }

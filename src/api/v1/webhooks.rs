@@ -183,7 +183,7 @@ pub async fn create(
         url,
         event_types,
         description,
-        created_at: state.clock.now(),
+        created_at: crate::store::to_stored_precision(state.clock.now()),
         deleted_at: None,
     };
     state.store.create_webhook_endpoint(&endpoint).await?;
