@@ -712,6 +712,53 @@ async fn an_opt_out_through_the_api_is_logged_filtered_and_reversible(store: Arc
     assert_eq!(status, 200, "{body}");
     let result: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(result["invoice"]["opt_out"], false);
+    assert_eq!(result["invoice"]["customer_opt_out"], false);
+
+    // A customer's opt-out covers its invoices: shown on each, and in the filter.
+    let customer = format!("{base}/customers/{}", a.customer);
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &format!("{customer}/opt-out"),
+        &a.creditor_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let listed = |query: &'static str| {
+        let (client, base, key) = (&client, &base, &a.creditor_key);
+        async move {
+            let (_, body, _) = send(
+                client,
+                reqwest::Method::GET,
+                &format!("{base}/invoices?{query}"),
+                key,
+                None,
+            )
+            .await;
+            let page: Value = serde_json::from_str(&body).unwrap();
+            page["data"].as_array().unwrap().clone()
+        }
+    };
+    let opted_out = listed("opted_out=true").await;
+    assert_eq!(opted_out.len(), 1);
+    assert_eq!(opted_out[0]["opt_out"], false);
+    assert_eq!(opted_out[0]["customer_opt_out"], true);
+    assert!(listed("opted_out=false").await.is_empty());
+    let (status, body, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &format!("{customer}/opt-in"),
+        &a.creditor_key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(listed("opted_out=false").await.len(), 1);
+    assert_eq!(
+        listed("opted_out=false").await[0]["customer_opt_out"],
+        false
+    );
 
     // A partial dispute is mirrored for the filter; a bad amount names its field.
     let (status, body, _) = send(

@@ -588,7 +588,8 @@ macro_rules! impl_api_store {
                          AND ($3 IS NULL OR customer_id = $3) \
                          AND ($4 IS NULL OR due <= $4) \
                          AND ($5 IS NULL OR due >= $5) \
-                         AND ($6 IS NULL OR opt_out = $6) \
+                         AND ($6 IS NULL OR (opt_out OR EXISTS (SELECT 1 FROM customers c \
+                         WHERE c.id = invoices.customer_id AND c.opt_out)) = $6) \
                          AND ($7 IS NULL OR (dispute_opened_on IS NOT NULL) = $7) \
                          AND ($8 IS NULL OR id > $8) \
                          ORDER BY id LIMIT $9"

@@ -39,6 +39,12 @@ pub fn invoice_json(invoice: &Invoice) -> Value {
         "outstanding": format_amount(facts.outstanding),
         "payment_reference": facts.payment_reference,
         "opt_out": invoice.opt_out,
+        // The customer's own opt-out, as the invoice's lifecycle last saw it.
+        "customer_opt_out": invoice
+            .lifecycle
+            .pointer("/facts/customer_opt_out")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         "dispute": invoice.dispute.as_ref().map(|d| json!({
             "opened_on": d.opened_on,
             "amount": d.amount.map(format_amount),
