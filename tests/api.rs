@@ -29,6 +29,7 @@ on_both_backends!(
     every_route_answers_another_tenant_as_if_nothing_were_there,
     a_creditor_neither_sees_nor_resends_its_partners_webhook_deliveries,
     a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_its_late_answer_ignored,
+    a_cursor_the_server_did_not_give_is_refused,
 );
 
 struct Server {
@@ -1058,4 +1059,90 @@ async fn a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_it
             .unwrap(),
         Idempotency::Started
     );
+}
+
+/// The pointers of a problem's `errors`.
+fn pointers(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["pointer"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn a_cursor_the_server_did_not_give_is_refused(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store, UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let base = &server.base;
+    let creditor = format!("{base}/v1/creditors/{}", a.creditor);
+    let get = |url: String| {
+        let client = client.clone();
+        let key = a.partner_key.clone();
+        async move {
+            let (status, text, _) = send(&client, reqwest::Method::GET, &url, &key, None).await;
+            (status, text)
+        }
+    };
+    for (url, pointer) in [
+        (
+            format!("{base}/v1/pipeline/messages?cursor=-1"),
+            "/query/cursor",
+        ),
+        (format!("{creditor}/audit?after=-1"), "/query/after"),
+        (
+            format!("{base}/v1/creditors?cursor=garbage"),
+            "/query/cursor",
+        ),
+        (
+            format!("{creditor}/invoices?cursor=garbage"),
+            "/query/cursor",
+        ),
+        (
+            format!("{creditor}/connections?cursor=garbage"),
+            "/query/cursor",
+        ),
+        (format!("{base}/v1/events?cursor=garbage"), "/query/cursor"),
+        (
+            format!("{base}/v1/webhook-endpoints?cursor=garbage"),
+            "/query/cursor",
+        ),
+        // Another list's id is not this list's cursor.
+        (
+            format!("{base}/v1/creditors?cursor={}", a.invoice),
+            "/query/cursor",
+        ),
+        (format!("{base}/v1/events?cursor="), "/query/cursor"),
+    ] {
+        let (status, text) = get(url.clone()).await;
+        assert_eq!(status, 422, "{url}: {text}");
+        let problem: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(pointers(&problem), [pointer], "{url}: {text}");
+    }
+    // A cursor of the right form past the end: an empty last page.
+    let past = "f".repeat(32);
+    for url in [
+        format!("{base}/v1/creditors?cursor=cred_{past}"),
+        format!("{creditor}/invoices?cursor=inv_{past}"),
+        format!("{creditor}/connections?cursor=conn_{past}"),
+        format!("{base}/v1/events?cursor=evt_{past}"),
+        format!("{base}/v1/webhook-endpoints?cursor=we_{past}"),
+        format!("{base}/v1/pipeline/messages?cursor={}", i64::MAX),
+    ] {
+        let (status, text) = get(url.clone()).await;
+        assert_eq!(status, 200, "{url}: {text}");
+        let page: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(page["data"], json!([]), "{url}");
+        assert!(page["next_cursor"].is_null(), "{url}");
+    }
+    let (status, text) = get(format!("{creditor}/audit?after=0")).await;
+    assert_eq!(status, 200, "{text}");
+    // A cursor a page gave is taken.
+    let (status, text) = get(format!("{creditor}/invoices?cursor={}", a.invoice)).await;
+    assert_eq!(status, 200, "{text}");
+    server.stop().await;
 }

@@ -23,7 +23,7 @@ use forfall_connector::client::HttpSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Page, PageQuery, page_limit};
+use super::{Page, PageQuery, page_cursor, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::json::{Body, Query};
@@ -322,7 +322,7 @@ pub async fn list(
 ) -> Result<axum::Json<Page>, Problem> {
     let creditor = caller.creditor(&state, &creditor).await?;
     let limit = page_limit(query.limit)?;
-    let after = query.cursor.map(ConnectionId);
+    let after = page_cursor(query.cursor, ConnectionId::parse)?;
     let connections = state
         .store
         .connections_of(&creditor.id, after.as_ref(), limit + 1)

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, PageQuery, page_limit};
+use super::{Page, PageQuery, page_cursor, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::json::{Body, Query};
@@ -227,7 +227,7 @@ pub async fn list(
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page>, Problem> {
     let limit = page_limit(query.limit)?;
-    let after = query.cursor.map(CreditorId);
+    let after = page_cursor(query.cursor, CreditorId::parse)?;
     let creditors = state
         .store
         .creditors_of(&caller.owner, after.as_ref(), limit + 1)

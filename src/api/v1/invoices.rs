@@ -11,7 +11,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, page_limit};
+use super::{Page, page_cursor, page_limit, seq_cursor};
 use crate::actions::{self, ActionError};
 use crate::api::AppState;
 use crate::api::auth::Caller;
@@ -115,7 +115,7 @@ pub async fn list(
         due_after: query.due_after,
         opted_out: query.opted_out,
         disputed: query.disputed,
-        after: query.cursor.map(InvoiceId),
+        after: page_cursor(query.cursor, InvoiceId::parse)?,
     };
     let invoices = state
         .store
@@ -545,7 +545,7 @@ pub async fn audit(
     };
     let decisions = state
         .store
-        .creditor_decisions(&creditor.id, query.after.unwrap_or(0), limit)
+        .creditor_decisions(&creditor.id, seq_cursor("after", query.after)?, limit)
         .await?;
     let mut body = String::new();
     for decision in &decisions {

@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, page_limit};
+use super::{Page, page_limit, seq_cursor};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::json::Query;
@@ -50,7 +50,11 @@ pub async fn list(
     let limit = page_limit(query.limit)?;
     let messages = state
         .store
-        .unacknowledged_messages_of(&caller.owner, query.cursor.unwrap_or(0), limit + 1)
+        .unacknowledged_messages_of(
+            &caller.owner,
+            seq_cursor("cursor", query.cursor)?,
+            limit + 1,
+        )
         .await?;
     Ok(axum::Json(Page::of(
         messages,

@@ -21,7 +21,7 @@ use forfall_connector::standard_webhooks::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, PageQuery, page_limit};
+use super::{Page, PageQuery, page_cursor, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::idempotency::SealForReplay;
@@ -201,7 +201,7 @@ pub async fn list(
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page>, Problem> {
     let limit = page_limit(query.limit)?;
-    let after = query.cursor.map(EndpointId);
+    let after = page_cursor(query.cursor, EndpointId::parse)?;
     let endpoints = state
         .store
         .webhook_endpoints_of(&caller.owner, after.as_ref(), limit + 1)
@@ -287,7 +287,7 @@ pub async fn events(
     let filter = EventFilter {
         creditor,
         event_type: query.event_type,
-        after: query.cursor.map(EventId),
+        after: page_cursor(query.cursor, EventId::parse)?,
     };
     let events = state
         .store
