@@ -30,6 +30,7 @@ on_both_backends!(
     a_creditor_neither_sees_nor_resends_its_partners_webhook_deliveries,
     a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_its_late_answer_ignored,
     a_cursor_the_server_did_not_give_is_refused,
+    an_idempotency_key_is_visible_ascii_only,
 );
 
 struct Server {
@@ -1061,6 +1062,31 @@ async fn a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_it
     );
 }
 
+/// A request with the body as given: its exact bytes, content type and Idempotency-Key.
+async fn raw(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+    idempotency_key: Option<&str>,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let mut request = client.request(method, url).bearer_auth(key).body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    if let Some(idempotency_key) = idempotency_key {
+        request = request.header("idempotency-key", idempotency_key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body, headers)
+}
+
 /// The pointers of a problem's `errors`.
 fn pointers(problem: &Value) -> Vec<&str> {
     problem["errors"]
@@ -1072,6 +1098,63 @@ fn pointers(problem: &Value) -> Vec<&str> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+const JSON: Option<&str> = Some("application/json");
+
+async fn an_idempotency_key_is_visible_ascii_only(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/creditors", server.base);
+    let body = json!({ "name": "Nøkkel AS", "organisation_number": "42", "country": "NO" });
+    for bad in ["a b", "a\tb", " a b ", &"k".repeat(256)] {
+        let (status, problem, headers) = raw(
+            &client,
+            reqwest::Method::POST,
+            &url,
+            &a.partner_key,
+            JSON,
+            body.to_string(),
+            Some(bad),
+        )
+        .await;
+        assert_eq!(status, 422, "{bad:?}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(pointers(&problem), ["/headers/Idempotency-Key"]);
+    }
+    let (status, problem, _) = raw(
+        &client,
+        reqwest::Method::POST,
+        &url,
+        &a.partner_key,
+        JSON,
+        body.to_string(),
+        Some("!visible~ASCII-only:255"),
+    )
+    .await;
+    assert_eq!(status, 201, "{problem}");
+    let created = store
+        .creditors_of(
+            &Owner::Partner(
+                store
+                    .creditor(&a.creditor.as_str().into())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .partner_id
+                    .unwrap(),
+            ),
+            None,
+            100,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.name == "Nøkkel AS")
+        .count();
+    assert_eq!(created, 1, "only the request with a good key created one");
+    server.stop().await;
 }
 
 async fn a_cursor_the_server_did_not_give_is_refused(store: Arc<dyn Store>) {
