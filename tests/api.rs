@@ -31,6 +31,7 @@ on_both_backends!(
     a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_its_late_answer_ignored,
     a_cursor_the_server_did_not_give_is_refused,
     an_idempotency_key_is_visible_ascii_only,
+    a_patch_refuses_null_where_the_schema_has_none,
 );
 
 struct Server {
@@ -1101,6 +1102,59 @@ fn pointers(problem: &Value) -> Vec<&str> {
 }
 
 const JSON: Option<&str> = Some("application/json");
+
+async fn a_patch_refuses_null_where_the_schema_has_none(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/creditors/{}", server.base, a.creditor);
+    for field in ["name", "country", "time_zone", "language", "policy"] {
+        let mut body = json!({ "language": "en" });
+        body[field] = Value::Null;
+        let (status, text, _) = send(
+            &client,
+            reqwest::Method::PATCH,
+            &url,
+            &a.partner_key,
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 422, "{field}: {text}");
+        let problem: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(pointers(&problem), [format!("/{field}")], "{text}");
+    }
+    let creditor = store
+        .creditor(&a.creditor.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(creditor.name, "Alfa Bakeri AS");
+    assert_eq!(creditor.policy, json!({ "notice_days": 5 }));
+    assert_eq!(creditor.language, Language::Nb, "nothing changed");
+    // The e-mail is nullable: null removes it.
+    let (status, text, _) = send(
+        &client,
+        reqwest::Method::PATCH,
+        &url,
+        &a.partner_key,
+        Some(&json!({ "email": null })),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(serde_json::from_str::<Value>(&text).unwrap()["email"].is_null());
+    // On creation too, a field is given or left out, not null.
+    let (status, text, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &format!("{}/v1/creditors", server.base),
+        &a.partner_key,
+        Some(&json!({ "name": "Null AS", "organisation_number": "1", "country": "NO", "policy": null })),
+    )
+    .await;
+    assert_eq!(status, 422, "{text}");
+    assert_eq!(pointers(&serde_json::from_str(&text).unwrap()), ["/policy"]);
+    server.stop().await;
+}
 
 async fn an_idempotency_key_is_visible_ascii_only(store: Arc<dyn Store>) {
     let a = tenant(&store, "Alfa").await;

@@ -7,6 +7,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 
 use super::problem::Problem;
 
@@ -101,6 +102,22 @@ fn strip_position(message: &str) -> String {
     }
 }
 
+/// For `#[serde(default, deserialize_with = "non_null")]` on an `Option`: a field that may be
+/// left out but, where the schema does not say it may be `null`, is not `null` (422 naming it)
+/// rather than taken as left out.
+pub fn non_null<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(serde::de::Error::custom(
+            "must not be null (leave the field out instead)",
+        )),
+    }
+}
+
 /// A query string; a parameter that does not fit, is unknown or repeated answers 422 naming it
 /// (`/query/<name>`).
 pub struct Query<T>(pub T);
@@ -170,5 +187,27 @@ mod tests {
     fn text_that_is_not_json_is_a_bad_request() {
         assert_eq!(parse::<Outer>(b"{not json").unwrap_err().status, 400);
         assert_eq!(parse::<Value>(b"{} trailing").unwrap_err().status, 400);
+    }
+
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Defaults {
+        #[serde(default, deserialize_with = "non_null")]
+        amount: Option<String>,
+        #[serde(default, deserialize_with = "non_null")]
+        extra: Option<Value>,
+    }
+
+    #[test]
+    fn null_is_refused_where_a_field_may_only_be_left_out() {
+        let problem = parse::<Defaults>(br#"{"amount":null}"#).unwrap_err();
+        assert_eq!(problem.errors[0].pointer, "/amount");
+        let problem = parse::<Defaults>(br#"{"extra":null}"#).unwrap_err();
+        assert_eq!(problem.errors[0].pointer, "/extra");
+        let given = parse::<Defaults>(br#"{"amount":"1.00","extra":{"a":null}}"#).unwrap();
+        assert_eq!(given.amount.as_deref(), Some("1.00"));
+        assert_eq!(given.extra, Some(serde_json::json!({"a": null})));
+        let absent = parse::<Defaults>(b"{}").unwrap();
+        assert!(absent.amount.is_none() && absent.extra.is_none());
     }
 }

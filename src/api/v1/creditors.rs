@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::{Page, PageQuery, page_cursor, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
-use crate::api::json::{Body, Query};
+use crate::api::json::{Body, Query, non_null};
 use crate::api::problem::{FieldError, Problem};
 use crate::domain::{Country, Creditor, CreditorId, Language, NewCreditor};
 use crate::rules::policy::Policy;
@@ -37,31 +37,33 @@ pub struct CreateCreditor {
     name: String,
     organisation_number: String,
     country: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     time_zone: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     language: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     email: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     policy: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCreditor {
-    #[serde(default)]
+    // Only `email` may be `null` (it removes the address); a `null` elsewhere is 422, not
+    // "unchanged": the schema says string or object.
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     country: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     time_zone: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     language: Option<String>,
     /// `null` removes the address.
     #[serde(default, with = "double_option")]
     email: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     policy: Option<Value>,
 }
 

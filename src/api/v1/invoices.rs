@@ -15,7 +15,7 @@ use super::{Page, page_cursor, page_limit, seq_cursor};
 use crate::actions::{self, ActionError};
 use crate::api::AppState;
 use crate::api::auth::Caller;
-use crate::api::json::{Body, Query};
+use crate::api::json::{Body, Query, non_null};
 use crate::api::problem::Problem;
 use crate::domain::{Creditor, CustomerId, Decision, Invoice, InvoiceEvent, InvoiceId, Stage};
 use crate::lifecycle::{self, DisputeOutcome, Event, InvoiceState};
@@ -228,7 +228,7 @@ fn summary(action: &str, day: NaiveDate) -> String {
 #[serde(deny_unknown_fields)]
 pub struct DisputeBody {
     /// The disputed part as decimal text; absent: the whole invoice.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     amount: Option<String>,
 }
 

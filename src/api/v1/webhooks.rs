@@ -25,7 +25,7 @@ use super::{Page, PageQuery, page_cursor, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::idempotency::SealForReplay;
-use crate::api::json::{Body, Query, parse};
+use crate::api::json::{Body, Query, non_null, parse};
 use crate::api::problem::{FieldError, Problem};
 use crate::domain::{EVENT_TYPES, EndpointId, EventId, EventTypes, WebhookEndpoint, WebhookEvent};
 use crate::store::EventFilter;
@@ -64,9 +64,9 @@ pub fn event_json(event: &WebhookEvent) -> Value {
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     url: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     event_types: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     description: Option<String>,
 }
 
@@ -304,7 +304,7 @@ pub async fn events(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replay {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     endpoint_id: Option<String>,
 }
 
