@@ -32,6 +32,7 @@ on_both_backends!(
     a_cursor_the_server_did_not_give_is_refused,
     an_idempotency_key_is_visible_ascii_only,
     a_patch_refuses_null_where_the_schema_has_none,
+    a_missing_field_is_named_by_its_own_pointer,
 );
 
 struct Server {
@@ -1102,6 +1103,47 @@ fn pointers(problem: &Value) -> Vec<&str> {
 }
 
 const JSON: Option<&str> = Some("application/json");
+
+async fn a_missing_field_is_named_by_its_own_pointer(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store, UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let creditor = format!("{}/v1/creditors/{}", server.base, a.creditor);
+    let invoice = format!("{creditor}/invoices/{}", a.invoice);
+    for (url, body, pointer) in [
+        (
+            format!("{}/v1/creditors", server.base),
+            json!({ "organisation_number": "1", "country": "NO" }),
+            "/name",
+        ),
+        (
+            format!("{creditor}/connections"),
+            json!({ "platform": "tripletex" }),
+            "/credentials",
+        ),
+        (format!("{invoice}/dispute/resolve"), json!({}), "/outcome"),
+        (format!("{invoice}/direct-payment"), json!({}), "/choice"),
+        (
+            format!("{}/v1/webhook-endpoints", server.base),
+            json!({ "event_types": ["*"] }),
+            "/url",
+        ),
+    ] {
+        let (status, text, headers) = send(
+            &client,
+            reqwest::Method::POST,
+            &url,
+            &a.partner_key,
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 422, "{url}: {text}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        let problem: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(pointers(&problem), [pointer], "{url}: {text}");
+    }
+    server.stop().await;
+}
 
 async fn a_patch_refuses_null_where_the_schema_has_none(store: Arc<dyn Store>) {
     let a = tenant(&store, "Alfa").await;

@@ -65,17 +65,35 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             Ok(value)
         }
         Err(e) => {
-            let pointer = pointer(e.path());
+            let mut pointer = pointer(e.path());
             let inner = e.into_inner();
             if inner.is_syntax() || inner.is_eof() {
-                Err(Problem::bad_request(format!(
+                return Err(Problem::bad_request(format!(
                     "the body is not JSON: {inner}"
-                )))
-            } else {
-                Err(Problem::field(pointer, strip_position(&inner.to_string())))
+                )));
             }
+            let detail = strip_position(&inner.to_string());
+            // serde reports a missing field at the object that lacks it: name the field.
+            if let Some(field) = missing_field(&detail) {
+                pointer.push('/');
+                pointer.push_str(&escape(field));
+            }
+            Err(Problem::field(pointer, detail))
         }
     }
+}
+
+/// The field of serde's "missing field `name`".
+fn missing_field(detail: &str) -> Option<&str> {
+    detail
+        .strip_prefix("missing field `")?
+        .strip_suffix('`')
+        .filter(|name| !name.is_empty())
+}
+
+/// One JSON pointer token (RFC 6901).
+fn escape(token: &str) -> String {
+    token.replace('~', "~0").replace('/', "~1")
 }
 
 /// A serde path (`policy.notice_days`, `items[2]`) as a JSON pointer (`/policy/notice_days`).
@@ -86,7 +104,7 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
         out.push('/');
         match segment {
             Segment::Seq { index } => out.push_str(&index.to_string()),
-            Segment::Map { key } => out.push_str(&key.replace('~', "~0").replace('/', "~1")),
+            Segment::Map { key } => out.push_str(&escape(key)),
             Segment::Enum { variant } => out.push_str(variant),
             Segment::Unknown => {}
         }
@@ -187,6 +205,38 @@ mod tests {
     fn text_that_is_not_json_is_a_bad_request() {
         assert_eq!(parse::<Outer>(b"{not json").unwrap_err().status, 400);
         assert_eq!(parse::<Value>(b"{} trailing").unwrap_err().status, 400);
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Parent {
+        parent: Child,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Child {
+        name: String,
+    }
+
+    fn only_error(problem: &Problem) -> (&str, &str) {
+        assert_eq!(problem.status, 422, "{problem:?}");
+        assert_eq!(problem.errors.len(), 1, "{problem:?}");
+        (&problem.errors[0].pointer, &problem.errors[0].detail)
+    }
+
+    #[test]
+    fn a_missing_field_is_named_by_its_own_pointer() {
+        let problem = parse::<Outer>(br#"{"items":[]}"#).unwrap_err();
+        assert_eq!(only_error(&problem), ("/name", "missing field `name`"));
+        let problem = parse::<Parent>(br#"{"parent":{}}"#).unwrap_err();
+        assert_eq!(only_error(&problem).0, "/parent/name");
+        let problem = parse::<Outer>(br#"{"name":"x","items":[{}]}"#).unwrap_err();
+        assert_eq!(only_error(&problem).0, "/items/0/amount");
+        let problem = parse::<Parent>(b"{}").unwrap_err();
+        assert_eq!(only_error(&problem).0, "/parent");
     }
 
     #[derive(Debug, Default, serde::Deserialize)]
