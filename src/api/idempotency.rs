@@ -18,7 +18,7 @@ use sha2::Digest as _;
 
 use super::AppState;
 use super::auth::Caller;
-use super::json::MAX_BODY;
+use super::json;
 use super::problem::Problem;
 use crate::store::{Idempotency, KeptAnswer};
 
@@ -54,11 +54,10 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
             .into_response();
     };
     let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY).await {
+    // Read here under the same limit (413) and errors as the body's extractor reads it.
+    let bytes = match json::collect(&parts.headers, body).await {
         Ok(bytes) => bytes,
-        Err(e) => {
-            return Problem::bad_request(format!("the body cannot be read: {e}")).into_response();
-        }
+        Err(problem) => return problem.into_response(),
     };
     let mut hasher = sha2::Sha256::new();
     hasher.update(parts.method.as_str().as_bytes());

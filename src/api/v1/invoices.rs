@@ -15,7 +15,7 @@ use super::{Page, page_cursor, page_limit, seq_cursor};
 use crate::actions::{self, ActionError};
 use crate::api::AppState;
 use crate::api::auth::Caller;
-use crate::api::json::{Body, Query, non_null};
+use crate::api::json::{Body, NoFields, OptionalBody, Query, non_null};
 use crate::api::problem::Problem;
 use crate::domain::{Creditor, CustomerId, Decision, Invoice, InvoiceEvent, InvoiceId, Stage};
 use crate::lifecycle::{self, DisputeOutcome, Event, InvoiceState};
@@ -256,6 +256,7 @@ pub async fn opt_out(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act(state, caller, path, Event::OptOut).await
 }
@@ -264,6 +265,7 @@ pub async fn opt_in(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act(state, caller, path, Event::OptIn).await
 }
@@ -274,6 +276,7 @@ pub async fn stop(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act(state, caller, path, Event::Stop).await
 }
@@ -282,14 +285,9 @@ pub async fn dispute(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
-    body: bytes::Bytes,
-) -> Result<Response, Problem> {
     // No body at all is a dispute of the whole invoice.
-    let body: DisputeBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DisputeBody::default()
-    } else {
-        crate::api::json::parse(&body)?
-    };
+    OptionalBody(body): OptionalBody<DisputeBody>,
+) -> Result<Response, Problem> {
     let amount = match body.amount.as_deref() {
         None => None,
         Some(text) => Some(parse_amount(text).map_err(|e| Problem::field("/amount", e))?),
@@ -507,6 +505,7 @@ pub async fn customer_opt_out(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((creditor, customer)): Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act_on_customer(state, caller, creditor, customer, true).await
 }
@@ -515,6 +514,7 @@ pub async fn customer_opt_in(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((creditor, customer)): Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act_on_customer(state, caller, creditor, customer, false).await
 }

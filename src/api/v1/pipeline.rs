@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::{Page, page_limit, seq_cursor};
 use crate::api::AppState;
 use crate::api::auth::Caller;
-use crate::api::json::Query;
+use crate::api::json::{NoFields, OptionalBody, Query};
 use crate::api::problem::Problem;
 use crate::domain::PipelineMessage;
 
@@ -68,6 +68,7 @@ pub async fn ack(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(message): Path<String>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<axum::Json<Value>, Problem> {
     // The queue is the agency's: a creditor's key neither reads it (the debtors' personal data)
     // nor acknowledges a message, which would keep a case from the agency.

@@ -16,7 +16,6 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use forfall_connector::standard_webhooks::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,7 +24,7 @@ use super::{Page, PageQuery, page_cursor, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::idempotency::SealForReplay;
-use crate::api::json::{Body, Query, non_null, parse};
+use crate::api::json::{Body, OptionalBody, Query, non_null};
 use crate::api::problem::{FieldError, Problem};
 use crate::domain::{EVENT_TYPES, EndpointId, EventId, EventTypes, WebhookEndpoint, WebhookEvent};
 use crate::store::EventFilter;
@@ -314,13 +313,8 @@ pub async fn replay(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(event): Path<String>,
-    body: Bytes,
+    OptionalBody(replay): OptionalBody<Replay>,
 ) -> Result<Response, Problem> {
-    let replay: Replay = if body.iter().all(u8::is_ascii_whitespace) {
-        Replay::default()
-    } else {
-        parse(&body)?
-    };
     let found = state
         .store
         .event_of(&caller.owner, &EventId::from(event.as_str()))
