@@ -29,6 +29,13 @@ on_both_backends!(
     every_route_answers_another_tenant_as_if_nothing_were_there,
     a_creditor_neither_sees_nor_resends_its_partners_webhook_deliveries,
     a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_its_late_answer_ignored,
+    a_missing_field_is_named_by_its_own_pointer,
+    an_action_refuses_a_body_it_cannot_take_and_applies_nothing,
+    a_body_over_the_limit_is_413_with_or_without_an_idempotency_key,
+    a_body_is_taken_only_as_json,
+    a_patch_refuses_null_where_the_schema_has_none,
+    an_idempotency_key_is_visible_ascii_only,
+    a_cursor_the_server_did_not_give_is_refused,
 );
 
 struct Server {
@@ -1105,4 +1112,598 @@ async fn a_stale_idempotency_claim_is_taken_over_by_the_same_request_only_and_it
             .unwrap(),
         Idempotency::Started
     );
+}
+
+/// A request with the body as given: its exact bytes, content type and Idempotency-Key.
+async fn raw(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+    idempotency_key: Option<&str>,
+) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let mut request = client.request(method, url).bearer_auth(key).body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    if let Some(idempotency_key) = idempotency_key {
+        request = request.header("idempotency-key", idempotency_key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body, headers)
+}
+
+/// The pointers of a problem's `errors`.
+fn pointers(problem: &Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["pointer"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const JSON: Option<&str> = Some("application/json");
+
+async fn a_missing_field_is_named_by_its_own_pointer(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store, UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let creditor = format!("{}/v1/creditors/{}", server.base, a.creditor);
+    let invoice = format!("{creditor}/invoices/{}", a.invoice);
+    for (url, body, pointer) in [
+        (
+            format!("{}/v1/creditors", server.base),
+            json!({ "organisation_number": "1", "country": "NO" }),
+            "/name",
+        ),
+        (
+            format!("{creditor}/connections"),
+            json!({ "platform": "tripletex" }),
+            "/credentials",
+        ),
+        (format!("{invoice}/dispute/resolve"), json!({}), "/outcome"),
+        (format!("{invoice}/direct-payment"), json!({}), "/choice"),
+        (
+            format!("{}/v1/webhook-endpoints", server.base),
+            json!({ "event_types": ["*"] }),
+            "/url",
+        ),
+    ] {
+        let (status, text, headers) = send(
+            &client,
+            reqwest::Method::POST,
+            &url,
+            &a.partner_key,
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 422, "{url}: {text}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        let problem: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(pointers(&problem), [pointer], "{url}: {text}");
+    }
+    server.stop().await;
+}
+
+/// Every action route with a body it cannot take: not JSON (400), an unknown field (422 naming
+/// it), not an object (422 at the empty pointer), not sent as JSON (415). Nothing is applied;
+/// then no body at all (whatever its content type) and `{}` are taken.
+async fn an_action_refuses_a_body_it_cannot_take_and_applies_nothing(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let creditor = format!("{}/v1/creditors/{}", server.base, a.creditor);
+    let invoice = format!("{creditor}/invoices/{}", a.invoice);
+    let customer = format!("{creditor}/customers/{}", a.customer);
+    let routes = [
+        format!("{invoice}/opt-out"),
+        format!("{invoice}/opt-in"),
+        format!("{invoice}/stop"),
+        format!("{invoice}/dispute"),
+        format!("{invoice}/dispute/resolve"),
+        format!("{invoice}/direct-payment"),
+        format!("{customer}/opt-out"),
+        format!("{customer}/opt-in"),
+        format!("{creditor}/connections/{}/sync", a.connection),
+        format!("{creditor}/preview"),
+        format!("{}/v1/events/{}/replay", server.base, a.event),
+        format!("{}/v1/pipeline/messages/{}/ack", server.base, a.message),
+        format!("{}/v1/dead-letters/{}/retry", server.base, a.job),
+    ];
+    let before = store
+        .invoice(&a.creditor.as_str().into(), &a.invoice.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
+    let decisions = |store: Arc<dyn Store>, creditor: String, invoice: String| async move {
+        store
+            .decisions(&creditor.as_str().into(), &invoice.as_str().into())
+            .await
+            .unwrap()
+            .len()
+    };
+    let decisions_before = decisions(store.clone(), a.creditor.clone(), a.invoice.clone()).await;
+    let jobs_before = store.jobs(&a.creditor.as_str().into()).await.unwrap();
+    for url in &routes {
+        for (content_type, body, status, pointer) in [
+            (JSON, "{", 400, None),
+            (JSON, "{\"foo\": 1", 400, None),
+            (JSON, "{} {}", 400, None),
+            (JSON, "{\"foo\": 1}", 422, Some("/foo")),
+            (JSON, "[]", 422, Some("")),
+            (JSON, "\"full\"", 422, Some("")),
+            (Some("text/plain"), "{}", 415, None),
+            (None, "{}", 415, None),
+            (
+                Some("application/x-www-form-urlencoded"),
+                "amount=1",
+                415,
+                None,
+            ),
+        ] {
+            let (got, problem, headers) = raw(
+                &client,
+                reqwest::Method::POST,
+                url,
+                &a.partner_key,
+                content_type,
+                body,
+                None,
+            )
+            .await;
+            assert_eq!(got, status, "{url} with {content_type:?} {body}: {problem}");
+            assert_eq!(headers["content-type"], "application/problem+json");
+            if let Some(pointer) = pointer
+                && !url.ends_with("/preview")
+            {
+                assert_eq!(
+                    pointers(&problem),
+                    [pointer],
+                    "{url} with {body}: {problem}"
+                );
+            }
+        }
+    }
+    // Nothing was applied.
+    let after = store
+        .invoice(&a.creditor.as_str().into(), &a.invoice.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.version, before.version);
+    assert!(!after.opt_out && after.dispute.is_none());
+    assert_eq!(
+        decisions(store.clone(), a.creditor.clone(), a.invoice.clone()).await,
+        decisions_before,
+        "no decision of an action"
+    );
+    let customer_row = store
+        .customer(&a.creditor.as_str().into(), &a.customer.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!customer_row.opt_out);
+    let (_, body, _) = send(
+        &client,
+        reqwest::Method::GET,
+        &format!("{}/v1/pipeline/messages", server.base),
+        &a.partner_key,
+        None,
+    )
+    .await;
+    assert!(body.contains(&a.message), "the message is not acknowledged");
+    let jobs_after = store.jobs(&a.creditor.as_str().into()).await.unwrap();
+    let states = |jobs: &[forfall::domain::Job]| {
+        jobs.iter()
+            .map(|j| (j.id.clone(), j.state.as_str()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        states(&jobs_after),
+        states(&jobs_before),
+        "no job queued (a replay, a sync) nor a dead letter retried"
+    );
+
+    // No body, whatever its content type, and `{}`: taken.
+    for content_type in [None, JSON, Some("text/plain")] {
+        let (status, result, _) = raw(
+            &client,
+            reqwest::Method::POST,
+            &format!("{invoice}/opt-out"),
+            &a.partner_key,
+            content_type,
+            "",
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{content_type:?}: {result}");
+        assert_eq!(result["invoice"]["opt_out"], true);
+    }
+    let (status, result, _) = raw(
+        &client,
+        reqwest::Method::POST,
+        &format!("{invoice}/opt-in"),
+        &a.partner_key,
+        Some("application/json; charset=utf-8"),
+        " {} ",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["invoice"]["opt_out"], false);
+    // A dispute's `amount` may be left out (the whole invoice) but is not null.
+    let (status, problem, _) = raw(
+        &client,
+        reqwest::Method::POST,
+        &format!("{invoice}/dispute"),
+        &a.partner_key,
+        JSON,
+        r#"{"amount": null}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(pointers(&problem), ["/amount"]);
+    let (status, result, _) = raw(
+        &client,
+        reqwest::Method::POST,
+        &format!("{invoice}/dispute"),
+        &a.partner_key,
+        JSON,
+        "{}",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{result}");
+    assert!(result["invoice"]["dispute"]["amount"].is_null(), "{result}");
+    server.stop().await;
+}
+
+async fn a_body_over_the_limit_is_413_with_or_without_an_idempotency_key(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let too_big = format!(
+        r#"{{"name":"{}","organisation_number":"1","country":"NO"}}"#,
+        "x".repeat(forfall::api::json::MAX_BODY)
+    );
+    let creditors = format!("{}/v1/creditors", server.base);
+    let opt_out = format!(
+        "{}/v1/creditors/{}/invoices/{}/opt-out",
+        server.base, a.creditor, a.invoice
+    );
+    for (method, url, idempotency_key) in [
+        (reqwest::Method::POST, creditors.clone(), None),
+        (reqwest::Method::POST, creditors.clone(), Some("big-1")),
+        (
+            reqwest::Method::PATCH,
+            format!("{creditors}/{}", a.creditor),
+            None,
+        ),
+        (reqwest::Method::POST, opt_out.clone(), None),
+        (reqwest::Method::POST, opt_out.clone(), Some("big-2")),
+    ] {
+        let (status, problem, headers) = raw(
+            &client,
+            method.clone(),
+            &url,
+            &a.partner_key,
+            JSON,
+            too_big.clone(),
+            idempotency_key,
+        )
+        .await;
+        assert_eq!(status, 413, "{method} {url} {idempotency_key:?}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(problem["status"], 413);
+    }
+    let invoice = store
+        .invoice(&a.creditor.as_str().into(), &a.invoice.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!invoice.opt_out, "nothing applied");
+    // Just under the limit, the same request is read (and refused for its name's length).
+    let (status, problem, _) = raw(
+        &client,
+        reqwest::Method::POST,
+        &creditors,
+        &a.partner_key,
+        JSON,
+        format!(
+            r#"{{"name":"{}","organisation_number":"1","country":"NO"}}"#,
+            "x".repeat(forfall::api::json::MAX_BODY - 100)
+        ),
+        Some("big-3"),
+    )
+    .await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(pointers(&problem), ["/name"]);
+    server.stop().await;
+}
+
+async fn a_body_is_taken_only_as_json(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let creditors = format!("{}/v1/creditors", server.base);
+    let creditor = format!("{creditors}/{}", a.creditor);
+    let new_creditor =
+        json!({ "name": "Medietype AS", "organisation_number": "123", "country": "NO" });
+    let secret = forfall_connector::standard_webhooks::Secret::generate().to_string();
+    let routes = [
+        (
+            reqwest::Method::POST,
+            creditors.clone(),
+            new_creditor.clone(),
+        ),
+        (
+            reqwest::Method::PATCH,
+            creditor.clone(),
+            json!({ "name": "Omdøpt AS" }),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{creditor}/connections"),
+            json!({ "platform": "generic", "credentials": { "webhook_secret": secret } }),
+        ),
+        (
+            reqwest::Method::POST,
+            format!("{}/v1/webhook-endpoints", server.base),
+            json!({ "url": "https://erp.example/forfall" }),
+        ),
+    ];
+    for (method, url, body) in &routes {
+        for content_type in [
+            None,
+            Some("text/plain"),
+            Some("text/json"),
+            Some("multipart/form-data"),
+        ] {
+            let (status, problem, headers) = raw(
+                &client,
+                method.clone(),
+                url,
+                &a.partner_key,
+                content_type,
+                body.to_string(),
+                None,
+            )
+            .await;
+            assert_eq!(status, 415, "{method} {url} as {content_type:?}: {problem}");
+            assert_eq!(headers["content-type"], "application/problem+json");
+        }
+    }
+    assert_eq!(
+        creditor_name(&store, &a.creditor).await,
+        "Alfa Bakeri AS",
+        "nothing changed"
+    );
+    // JSON's media types, with parameters.
+    for (i, content_type) in [
+        "application/json; charset=utf-8",
+        "Application/JSON",
+        "application/merge-patch+json",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        for (method, url, body) in &routes {
+            let mut body = body.clone();
+            if body.get("organisation_number").is_some() {
+                body["organisation_number"] = json!(format!("12{i}"));
+            }
+            let (status, answer, _) = raw(
+                &client,
+                method.clone(),
+                url,
+                &a.partner_key,
+                Some(content_type),
+                body.to_string(),
+                None,
+            )
+            .await;
+            assert!(
+                status.is_success(),
+                "{method} {url} as {content_type}: {status} {answer}"
+            );
+        }
+    }
+    assert_eq!(creditor_name(&store, &a.creditor).await, "Omdøpt AS");
+    server.stop().await;
+}
+
+async fn creditor_name(store: &Arc<dyn Store>, id: &str) -> String {
+    store.creditor(&id.into()).await.unwrap().unwrap().name
+}
+
+async fn a_patch_refuses_null_where_the_schema_has_none(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/creditors/{}", server.base, a.creditor);
+    for field in ["name", "country", "time_zone", "language", "policy"] {
+        let mut body = json!({ "language": "en" });
+        body[field] = Value::Null;
+        let (status, text, _) = send(
+            &client,
+            reqwest::Method::PATCH,
+            &url,
+            &a.partner_key,
+            Some(&body),
+        )
+        .await;
+        assert_eq!(status, 422, "{field}: {text}");
+        let problem: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(pointers(&problem), [format!("/{field}")], "{text}");
+    }
+    let creditor = store
+        .creditor(&a.creditor.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(creditor.name, "Alfa Bakeri AS");
+    assert_eq!(creditor.policy, json!({ "notice_days": 5 }));
+    assert_eq!(creditor.language, Language::Nb, "nothing changed");
+    // The e-mail is nullable: null removes it.
+    let (status, text, _) = send(
+        &client,
+        reqwest::Method::PATCH,
+        &url,
+        &a.partner_key,
+        Some(&json!({ "email": null })),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    assert!(serde_json::from_str::<Value>(&text).unwrap()["email"].is_null());
+    // On creation too, a field is given or left out, not null.
+    let (status, text, _) = send(
+        &client,
+        reqwest::Method::POST,
+        &format!("{}/v1/creditors", server.base),
+        &a.partner_key,
+        Some(&json!({ "name": "Null AS", "organisation_number": "1", "country": "NO", "policy": null })),
+    )
+    .await;
+    assert_eq!(status, 422, "{text}");
+    assert_eq!(pointers(&serde_json::from_str(&text).unwrap()), ["/policy"]);
+    server.stop().await;
+}
+
+async fn an_idempotency_key_is_visible_ascii_only(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store.clone(), UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let url = format!("{}/v1/creditors", server.base);
+    let body = json!({ "name": "Nøkkel AS", "organisation_number": "42", "country": "NO" });
+    for bad in ["a b", "a\tb", " a b ", &"k".repeat(256)] {
+        let (status, problem, headers) = raw(
+            &client,
+            reqwest::Method::POST,
+            &url,
+            &a.partner_key,
+            JSON,
+            body.to_string(),
+            Some(bad),
+        )
+        .await;
+        assert_eq!(status, 422, "{bad:?}: {problem}");
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(pointers(&problem), ["/headers/Idempotency-Key"]);
+    }
+    let (status, problem, _) = raw(
+        &client,
+        reqwest::Method::POST,
+        &url,
+        &a.partner_key,
+        JSON,
+        body.to_string(),
+        Some("!visible~ASCII-only:255"),
+    )
+    .await;
+    assert_eq!(status, 201, "{problem}");
+    let created = store
+        .creditors_of(
+            &Owner::Partner(
+                store
+                    .creditor(&a.creditor.as_str().into())
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .partner_id
+                    .unwrap(),
+            ),
+            None,
+            100,
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.name == "Nøkkel AS")
+        .count();
+    assert_eq!(created, 1, "only the request with a good key created one");
+    server.stop().await;
+}
+
+async fn a_cursor_the_server_did_not_give_is_refused(store: Arc<dyn Store>) {
+    let a = tenant(&store, "Alfa").await;
+    let server = Server::start(store, UNLIMITED).await;
+    let client = reqwest::Client::new();
+    let base = &server.base;
+    let creditor = format!("{base}/v1/creditors/{}", a.creditor);
+    let get = |url: String| {
+        let client = client.clone();
+        let key = a.partner_key.clone();
+        async move {
+            let (status, text, _) = send(&client, reqwest::Method::GET, &url, &key, None).await;
+            (status, text)
+        }
+    };
+    for (url, pointer) in [
+        (
+            format!("{base}/v1/pipeline/messages?cursor=-1"),
+            "/query/cursor",
+        ),
+        (format!("{creditor}/audit?after=-1"), "/query/after"),
+        (
+            format!("{base}/v1/creditors?cursor=garbage"),
+            "/query/cursor",
+        ),
+        (
+            format!("{creditor}/invoices?cursor=garbage"),
+            "/query/cursor",
+        ),
+        (
+            format!("{creditor}/connections?cursor=garbage"),
+            "/query/cursor",
+        ),
+        (format!("{base}/v1/events?cursor=garbage"), "/query/cursor"),
+        (
+            format!("{base}/v1/webhook-endpoints?cursor=garbage"),
+            "/query/cursor",
+        ),
+        // Another list's id is not this list's cursor.
+        (
+            format!("{base}/v1/creditors?cursor={}", a.invoice),
+            "/query/cursor",
+        ),
+        (format!("{base}/v1/events?cursor="), "/query/cursor"),
+    ] {
+        let (status, text) = get(url.clone()).await;
+        assert_eq!(status, 422, "{url}: {text}");
+        let problem: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(pointers(&problem), [pointer], "{url}: {text}");
+    }
+    // A cursor of the right form past the end: an empty last page.
+    let past = "f".repeat(32);
+    for url in [
+        format!("{base}/v1/creditors?cursor=cred_{past}"),
+        format!("{creditor}/invoices?cursor=inv_{past}"),
+        format!("{creditor}/connections?cursor=conn_{past}"),
+        format!("{base}/v1/events?cursor=evt_{past}"),
+        format!("{base}/v1/webhook-endpoints?cursor=we_{past}"),
+        format!("{base}/v1/pipeline/messages?cursor={}", i64::MAX),
+    ] {
+        let (status, text) = get(url.clone()).await;
+        assert_eq!(status, 200, "{url}: {text}");
+        let page: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(page["data"], json!([]), "{url}");
+        assert!(page["next_cursor"].is_null(), "{url}");
+    }
+    let (status, text) = get(format!("{creditor}/audit?after=0")).await;
+    assert_eq!(status, 200, "{text}");
+    // A cursor a page gave is taken.
+    let (status, text) = get(format!("{creditor}/invoices?cursor={}", a.invoice)).await;
+    assert_eq!(status, 200, "{text}");
+    server.stop().await;
 }

@@ -18,7 +18,7 @@ use sha2::Digest as _;
 
 use super::AppState;
 use super::auth::Caller;
-use super::json::MAX_BODY;
+use super::json;
 use super::problem::Problem;
 use crate::store::{Idempotency, KeptAnswer};
 
@@ -49,19 +49,15 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
     let Some(caller) = request.extensions().get::<Caller>().cloned() else {
         return next.run(request).await;
     };
-    let key = match value.to_str() {
-        Ok(key) if (1..=255).contains(&key.len()) => key.to_owned(),
-        _ => {
-            return Problem::field(POINTER, "must be 1 to 255 visible ASCII characters")
-                .into_response();
-        }
+    let Some(key) = valid_key(value.as_bytes()) else {
+        return Problem::field(POINTER, "must be 1 to 255 visible ASCII characters")
+            .into_response();
     };
     let (parts, body) = request.into_parts();
-    let bytes = match to_bytes(body, MAX_BODY).await {
+    // Read here under the same limit (413) and errors as the body's extractor reads it.
+    let bytes = match json::collect(&parts.headers, body).await {
         Ok(bytes) => bytes,
-        Err(e) => {
-            return Problem::bad_request(format!("the body cannot be read: {e}")).into_response();
-        }
+        Err(problem) => return problem.into_response(),
     };
     let mut hasher = sha2::Sha256::new();
     hasher.update(parts.method.as_str().as_bytes());
@@ -202,6 +198,15 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
     }
 }
 
+/// The key, if it is 1 to 255 visible ASCII characters (`!` to `~`: no space, no control).
+fn valid_key(value: &[u8]) -> Option<String> {
+    let visible = value.iter().all(|b| (b'!'..=b'~').contains(b));
+    if !visible || !(1..=255).contains(&value.len()) {
+        return None;
+    }
+    String::from_utf8(value.to_vec()).ok()
+}
+
 /// An answer a retry should get again. Not a 5xx, nor a 409 or 429: those say "try again", and
 /// a retry with the same key must then really run again.
 fn worth_keeping(status: StatusCode) -> bool {
@@ -213,6 +218,24 @@ fn worth_keeping(status: StatusCode) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_is_1_to_255_visible_ascii_characters() {
+        assert_eq!(valid_key(b"create-1").as_deref(), Some("create-1"));
+        assert_eq!(valid_key(b"!~").as_deref(), Some("!~"));
+        assert!(valid_key(&[b'k'; 255]).is_some());
+        for bad in [
+            &b""[..],
+            b"a b",
+            b"a\tb",
+            b"caf\xc3\xa9",
+            b"nul\0",
+            b"del\x7f",
+            &[b'k'; 256],
+        ] {
+            assert_eq!(valid_key(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn answers_that_say_try_again_are_not_kept_for_replay() {

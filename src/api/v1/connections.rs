@@ -23,10 +23,10 @@ use forfall_connector::client::HttpSettings;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::{Page, PageQuery, page_limit};
+use super::{Page, PageQuery, page_cursor, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
-use crate::api::json::{Body, Query};
+use crate::api::json::{Body, OptionalBody, Query};
 use crate::api::problem::{FieldError, Problem};
 use crate::domain::{Connection, ConnectionId, ConnectionStatus, Creditor};
 use crate::secrets::EncryptionKey;
@@ -322,7 +322,7 @@ pub async fn list(
 ) -> Result<axum::Json<Page>, Problem> {
     let creditor = caller.creditor(&state, &creditor).await?;
     let limit = page_limit(query.limit)?;
-    let after = query.cursor.map(ConnectionId);
+    let after = page_cursor(query.cursor, ConnectionId::parse)?;
     let connections = state
         .store
         .connections_of(&creditor.id, after.as_ref(), limit + 1)
@@ -375,14 +375,9 @@ pub async fn sync(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((creditor, connection)): Path<(String, String)>,
-    body: bytes::Bytes,
-) -> Result<Response, Problem> {
     // No body at all is an incremental pass.
-    let body: SyncBody = if body.iter().all(u8::is_ascii_whitespace) {
-        SyncBody::default()
-    } else {
-        crate::api::json::parse(&body)?
-    };
+    OptionalBody(body): OptionalBody<SyncBody>,
+) -> Result<Response, Problem> {
     let creditor = caller.creditor(&state, &creditor).await?;
     let connection = live_connection(&state, &creditor, &connection).await?;
     let ingest = ingest(&state)?.clone();

@@ -8,10 +8,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, PageQuery, page_limit};
+use super::{Page, PageQuery, page_cursor, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
-use crate::api::json::{Body, Query};
+use crate::api::json::{Body, Query, non_null};
 use crate::api::problem::{FieldError, Problem};
 use crate::domain::{Country, Creditor, CreditorId, Language, NewCreditor};
 use crate::rules::policy::Policy;
@@ -37,31 +37,33 @@ pub struct CreateCreditor {
     name: String,
     organisation_number: String,
     country: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     time_zone: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     language: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     email: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     policy: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCreditor {
-    #[serde(default)]
+    // Only `email` may be `null` (it removes the address); a `null` elsewhere is 422, not
+    // "unchanged": the schema says string or object.
+    #[serde(default, deserialize_with = "non_null")]
     name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     country: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     time_zone: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     language: Option<String>,
     /// `null` removes the address.
     #[serde(default, with = "double_option")]
     email: Option<Option<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     policy: Option<Value>,
 }
 
@@ -227,7 +229,7 @@ pub async fn list(
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page>, Problem> {
     let limit = page_limit(query.limit)?;
-    let after = query.cursor.map(CreditorId);
+    let after = page_cursor(query.cursor, CreditorId::parse)?;
     let creditors = state
         .store
         .creditors_of(&caller.owner, after.as_ref(), limit + 1)

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::api::AppState;
 use crate::api::auth::Caller;
-use crate::api::json::Query;
+use crate::api::json::{NoFields, OptionalBody, Query};
 use crate::api::problem::Problem;
 use crate::domain::{EndpointId, Job, JobAttempt, JobId, JobState};
 
@@ -82,6 +82,7 @@ pub async fn retry(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(job): Path<String>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<axum::Json<Value>, Problem> {
     let id = JobId::from(job.as_str());
     let not_found = || Problem::not_found().with_detail("no dead letter by that id for this key");

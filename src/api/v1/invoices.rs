@@ -11,11 +11,11 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, page_limit};
+use super::{Page, page_cursor, page_limit, seq_cursor};
 use crate::actions::{self, ActionError};
 use crate::api::AppState;
 use crate::api::auth::Caller;
-use crate::api::json::{Body, Query};
+use crate::api::json::{Body, NoFields, OptionalBody, Query, non_null};
 use crate::api::problem::Problem;
 use crate::domain::{Creditor, CustomerId, Decision, Invoice, InvoiceEvent, InvoiceId, Stage};
 use crate::lifecycle::{self, DisputeOutcome, Event, InvoiceState};
@@ -121,7 +121,7 @@ pub async fn list(
         due_after: query.due_after,
         opted_out: query.opted_out,
         disputed: query.disputed,
-        after: query.cursor.map(InvoiceId),
+        after: page_cursor(query.cursor, InvoiceId::parse)?,
     };
     let invoices = state
         .store
@@ -234,7 +234,7 @@ fn summary(action: &str, day: NaiveDate) -> String {
 #[serde(deny_unknown_fields)]
 pub struct DisputeBody {
     /// The disputed part as decimal text; absent: the whole invoice.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     amount: Option<String>,
 }
 
@@ -262,6 +262,7 @@ pub async fn opt_out(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act(state, caller, path, Event::OptOut).await
 }
@@ -270,6 +271,7 @@ pub async fn opt_in(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act(state, caller, path, Event::OptIn).await
 }
@@ -280,6 +282,7 @@ pub async fn stop(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act(state, caller, path, Event::Stop).await
 }
@@ -288,14 +291,9 @@ pub async fn dispute(
     state: State<AppState>,
     caller: Extension<Caller>,
     path: Path<(String, String)>,
-    body: bytes::Bytes,
-) -> Result<Response, Problem> {
     // No body at all is a dispute of the whole invoice.
-    let body: DisputeBody = if body.iter().all(u8::is_ascii_whitespace) {
-        DisputeBody::default()
-    } else {
-        crate::api::json::parse(&body)?
-    };
+    OptionalBody(body): OptionalBody<DisputeBody>,
+) -> Result<Response, Problem> {
     let amount = match body.amount.as_deref() {
         None => None,
         Some(text) => Some(parse_amount(text).map_err(|e| Problem::field("/amount", e))?),
@@ -513,6 +511,7 @@ pub async fn customer_opt_out(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((creditor, customer)): Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act_on_customer(state, caller, creditor, customer, true).await
 }
@@ -521,6 +520,7 @@ pub async fn customer_opt_in(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((creditor, customer)): Path<(String, String)>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<Response, Problem> {
     act_on_customer(state, caller, creditor, customer, false).await
 }
@@ -551,7 +551,7 @@ pub async fn audit(
     };
     let decisions = state
         .store
-        .creditor_decisions(&creditor.id, query.after.unwrap_or(0), limit)
+        .creditor_decisions(&creditor.id, seq_cursor("after", query.after)?, limit)
         .await?;
     let mut body = String::new();
     for decision in &decisions {

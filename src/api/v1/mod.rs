@@ -32,6 +32,36 @@ pub fn page_limit(limit: Option<u32>) -> Result<u32, Problem> {
     }
 }
 
+/// A list's `cursor`: the id of the previous page's last item, as `next_cursor` gave it. Text the
+/// server did not issue as a cursor is 422 (`/query/cursor`); a well-formed id past the end is
+/// a valid cursor, of an empty page.
+pub fn page_cursor<I>(
+    cursor: Option<String>,
+    parse: impl Fn(&str) -> Option<I>,
+) -> Result<Option<I>, Problem> {
+    match cursor {
+        None => Ok(None),
+        Some(text) => parse(&text).map(Some).ok_or_else(|| {
+            Problem::field(
+                "/query/cursor",
+                "is not a cursor of this list: pass the previous page's `next_cursor`",
+            )
+        }),
+    }
+}
+
+/// A numeric cursor (a `seq`): 0 or more, else 422 naming the parameter.
+pub fn seq_cursor(name: &str, value: Option<i64>) -> Result<i64, Problem> {
+    match value {
+        None => Ok(0),
+        Some(n) if n >= 0 => Ok(n),
+        Some(_) => Err(Problem::field(
+            format!("/query/{name}"),
+            "must be 0 or more",
+        )),
+    }
+}
+
 /// The query of a plain list: where the previous page ended, and how many to show.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

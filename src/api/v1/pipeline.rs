@@ -7,10 +7,10 @@ use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, page_limit};
+use super::{Page, page_limit, seq_cursor};
 use crate::api::AppState;
 use crate::api::auth::Caller;
-use crate::api::json::Query;
+use crate::api::json::{NoFields, OptionalBody, Query};
 use crate::api::problem::Problem;
 use crate::domain::PipelineMessage;
 
@@ -50,7 +50,11 @@ pub async fn list(
     let limit = page_limit(query.limit)?;
     let messages = state
         .store
-        .unacknowledged_messages_of(&caller.owner, query.cursor.unwrap_or(0), limit + 1)
+        .unacknowledged_messages_of(
+            &caller.owner,
+            seq_cursor("cursor", query.cursor)?,
+            limit + 1,
+        )
         .await?;
     Ok(axum::Json(Page::of(
         messages,
@@ -64,6 +68,7 @@ pub async fn ack(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(message): Path<String>,
+    OptionalBody(NoFields {}): OptionalBody<NoFields>,
 ) -> Result<axum::Json<Value>, Problem> {
     // The queue is the agency's: a creditor's key neither reads it (the debtors' personal data)
     // nor acknowledges a message, which would keep a case from the agency.

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::creditors::policy_pointer;
 use crate::api::AppState;
 use crate::api::auth::Caller;
+use crate::api::json::RawBody;
 use crate::api::problem::Problem;
 use crate::rules::policy::Policy;
 use crate::scenario::{DOCUMENT_PATH, Scenario, ScenarioError};
@@ -62,10 +63,11 @@ pub async fn preview(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(creditor): Path<String>,
-    body: bytes::Bytes,
+    RawBody(body): RawBody,
 ) -> Result<axum::Json<Value>, Problem> {
     let creditor = caller.creditor(&state, &creditor).await?;
-    // Not JSON at all is a bad request (400); the scenario parser then names any field at fault.
+    // Not JSON at all is a bad request (400), JSON that is not an object 422; the scenario
+    // parser then names any field at fault.
     let document: Value = crate::api::json::parse(&body)?;
     let mut scenario = Scenario::from_slice(&body).map_err(scenario_problem)?;
     if scenario.invoices.len() > MAX_INVOICES {

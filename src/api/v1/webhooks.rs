@@ -16,16 +16,15 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use forfall_connector::standard_webhooks::Secret;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Page, PageQuery, page_limit};
+use super::{Page, PageQuery, page_cursor, page_limit};
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::idempotency::SealForReplay;
-use crate::api::json::{Body, Query, parse};
+use crate::api::json::{Body, OptionalBody, Query, non_null};
 use crate::api::problem::{FieldError, Problem};
 use crate::domain::{EVENT_TYPES, EndpointId, EventId, EventTypes, WebhookEndpoint, WebhookEvent};
 use crate::store::EventFilter;
@@ -64,9 +63,9 @@ pub fn event_json(event: &WebhookEvent) -> Value {
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     url: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     event_types: Option<Vec<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     description: Option<String>,
 }
 
@@ -201,7 +200,7 @@ pub async fn list(
     Query(query): Query<PageQuery>,
 ) -> Result<axum::Json<Page>, Problem> {
     let limit = page_limit(query.limit)?;
-    let after = query.cursor.map(EndpointId);
+    let after = page_cursor(query.cursor, EndpointId::parse)?;
     let endpoints = state
         .store
         .webhook_endpoints_of(&caller.owner, after.as_ref(), limit + 1)
@@ -287,7 +286,7 @@ pub async fn events(
     let filter = EventFilter {
         creditor,
         event_type: query.event_type,
-        after: query.cursor.map(EventId),
+        after: page_cursor(query.cursor, EventId::parse)?,
     };
     let events = state
         .store
@@ -304,7 +303,7 @@ pub async fn events(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Replay {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "non_null")]
     endpoint_id: Option<String>,
 }
 
@@ -314,13 +313,8 @@ pub async fn replay(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(event): Path<String>,
-    body: Bytes,
+    OptionalBody(replay): OptionalBody<Replay>,
 ) -> Result<Response, Problem> {
-    let replay: Replay = if body.iter().all(u8::is_ascii_whitespace) {
-        Replay::default()
-    } else {
-        parse(&body)?
-    };
     let found = state
         .store
         .event_of(&caller.owner, &EventId::from(event.as_str()))
