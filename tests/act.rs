@@ -32,6 +32,7 @@ on_both_backends!(
     an_overdue_invoice_is_warned_then_transferred_once_and_its_collected_payment_lands_once_in_tripletex,
     a_stop_within_ten_days_is_a_free_withdrawal_and_after_them_a_charged_one,
     a_case_held_released_and_held_again_on_one_day_reaches_the_agency_as_three_messages,
+    a_payment_whose_answer_tripletex_lost_is_registered_once_not_again_by_a_blind_retry,
     a_digest_another_instance_is_sending_waits_for_it_instead_of_going_out_under_the_same_message_id,
     in_weekly_list_mode_the_creditor_gets_the_list_then_the_listed_invoices_transfer_at_the_cutoff,
 );
@@ -309,6 +310,55 @@ async fn an_overdue_invoice_is_warned_then_transferred_once_and_its_collected_pa
         "the written-back payment is not mistaken for a direct one"
     );
     assert_eq!(payments_registered(&act.fake, id), 1);
+    act.stop().await;
+}
+
+async fn a_payment_whose_answer_tripletex_lost_is_registered_once_not_again_by_a_blind_retry(
+    store: Arc<dyn Store>,
+) {
+    let act = act(store).await;
+    let id = act.overdue_invoice();
+    act.sync().await;
+    for _ in 0..5 {
+        act.advance(chrono::Duration::days(1)).await;
+    }
+    let cases = act.agency.cases();
+    assert_eq!(cases.len(), 1);
+    // Tripletex registers the payment, but its answer is lost on the way (a 502 instead). It
+    // takes no idempotency key: sending the PUT again would pay twice.
+    act.fake.inject(forfall_tripletex::fake::Fault::LostAnswer {
+        status: 502,
+        times: 1,
+        path_prefix: Some(format!("/v2/invoice/{id}/:payment")),
+    });
+    let event = AgencyEvent::PaymentReceived {
+        case_id: cases[0].case_id.clone(),
+        amount: dec!(500.00),
+        currency: "NOK".into(),
+        paid_on: day("2026-12-03"),
+    };
+    let status = act
+        .agency
+        .send_event_with_id(&act.gateway.base, "evt_pay_lost", &event)
+        .await
+        .unwrap();
+    assert_eq!(status, 202);
+    act.advance(chrono::Duration::minutes(1)).await;
+    assert_eq!(payments_registered(&act.fake, id), 1, "no blind retry");
+    assert_eq!(outstanding_on_platform(&act.fake, id), dec!(750.00));
+    // The job's next attempt reads the invoice, sees the payment there, and writes nothing.
+    for _ in 0..24 {
+        act.advance(chrono::Duration::hours(1)).await;
+    }
+    assert_eq!(payments_registered(&act.fake, id), 1);
+    assert_eq!(outstanding_on_platform(&act.fake, id), dec!(750.00));
+    let jobs = act.world.store.jobs(act.creditor()).await.unwrap();
+    let payment = jobs
+        .iter()
+        .find(|j| j.idempotency_key.starts_with("payment:"))
+        .expect("the payment job");
+    assert_eq!(payment.state, JobState::Succeeded);
+    assert!(payment.attempts >= 2, "the lost answer cost an attempt");
     act.stop().await;
 }
 

@@ -31,8 +31,12 @@ pub struct HttpSettings {
     pub max_attempts: usize,
     /// The first retry waits up to this long …
     pub min_delay: Duration,
-    /// … and no retry waits longer than this, `Retry-After` included.
+    /// … and no backoff waits longer than this.
     pub max_delay: Duration,
+    /// A `Retry-After` (or the platform's rate-limit reset) up to this long is waited out before
+    /// the next attempt. A longer one ends the call at once with `RateLimited` carrying the wait,
+    /// for the caller to honour (the job runner does); a call is never retried early.
+    pub max_retry_after: Duration,
     /// Answers larger than this are refused (`Malformed`), never read whole into memory.
     pub max_body_bytes: usize,
     /// Requests per second this connection may send.
@@ -51,6 +55,7 @@ impl Default for HttpSettings {
             max_attempts: 6,
             min_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(15 * 60),
             max_body_bytes: 16 * 1024 * 1024,
             requests_per_second: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             rate_limit_headers: None,
@@ -77,6 +82,11 @@ pub struct Request {
     pub url: reqwest::Url,
     pub headers: HeaderMap,
     pub body: Option<Vec<u8>>,
+    /// Whether sending it twice does no harm. A request that is not (a payment on a platform
+    /// that takes no idempotency key) is sent again only when the platform refused it before
+    /// acting on it (401, 429); after a timeout, a 5xx or an unreadable answer the error goes
+    /// back to the caller, who must look at the platform before trying again.
+    pub repeatable: bool,
 }
 
 impl Request {
@@ -86,7 +96,14 @@ impl Request {
             url,
             headers: HeaderMap::new(),
             body: None,
+            repeatable: true,
         }
+    }
+
+    /// Marks the request as one that must not be repeated blindly (see [`Request::repeatable`]).
+    pub fn not_repeatable(mut self) -> Request {
+        self.repeatable = false;
+        self
     }
 
     pub fn with_json(mut self, method: Method, body: Vec<u8>) -> Request {
@@ -189,8 +206,11 @@ impl PlatformClient {
             self.send_once(request, auth, n).await
         })
         .retry(backoff)
-        .when(ConnectorError::is_retryable)
-        .adjust(|error, delay| retry_delay(error, delay, self.settings.max_delay))
+        .when(|error| {
+            error.is_retryable()
+                && (request.repeatable || matches!(error, ConnectorError::RateLimited { .. }))
+        })
+        .adjust(|error, delay| retry_delay(error, delay, self.settings.max_retry_after))
         .notify(|error, delay| {
             tracing::warn!(path = request.url.path(), error = %error, ?delay, "retrying");
         })
@@ -267,21 +287,27 @@ impl PlatformClient {
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
         if number(remaining) == Some(0) {
-            let wait = Duration::from_secs(number(reset).unwrap_or(1)).min(self.settings.max_delay);
+            let wait =
+                Duration::from_secs(number(reset).unwrap_or(1)).min(self.settings.max_retry_after);
             *self.not_before.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some(Instant::now() + wait);
         }
     }
 }
 
-/// The wait before the next attempt: the platform's `Retry-After` when it gave one (within the cap),
-/// otherwise full jitter: a uniformly random share of the exponential delay.
-fn retry_delay(error: &ConnectorError, delay: Option<Duration>, cap: Duration) -> Option<Duration> {
+/// The wait before the next attempt: the platform's `Retry-After` when it gave one, otherwise
+/// full jitter (a uniformly random share of the exponential delay). A `Retry-After` longer than
+/// `max_retry_after` ends the retries: the error, carrying it, goes back to the caller.
+fn retry_delay(
+    error: &ConnectorError,
+    delay: Option<Duration>,
+    max_retry_after: Duration,
+) -> Option<Duration> {
     let delay = delay?;
     match error {
         ConnectorError::RateLimited {
             retry_after: Some(wait),
-        } => Some((*wait).min(cap)),
+        } => (*wait <= max_retry_after).then_some(*wait),
         _ => Some(delay.mul_f64(fastrand::f64())),
     }
 }
@@ -419,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn a_retry_waits_for_retry_after_within_the_cap_and_otherwise_at_most_the_backoff() {
+    fn a_retry_waits_the_whole_retry_after_or_gives_it_back_and_otherwise_at_most_the_backoff() {
         let cap = Duration::from_secs(60);
         let limited = ConnectorError::RateLimited {
             retry_after: Some(Duration::from_secs(5)),
@@ -431,7 +457,18 @@ mod tests {
         let greedy = ConnectorError::RateLimited {
             retry_after: Some(Duration::from_secs(3600)),
         };
-        assert_eq!(retry_delay(&greedy, Some(Duration::ZERO), cap), Some(cap));
+        assert_eq!(
+            retry_delay(&greedy, Some(Duration::ZERO), cap),
+            None,
+            "never early: the caller waits the hour"
+        );
+        let patient = ConnectorError::RateLimited {
+            retry_after: Some(Duration::from_secs(90)),
+        };
+        assert_eq!(
+            retry_delay(&patient, Some(Duration::ZERO), Duration::from_secs(900)),
+            Some(Duration::from_secs(90))
+        );
         let transient = ConnectorError::Transient("503".into());
         for _ in 0..100 {
             let wait = retry_delay(&transient, Some(Duration::from_secs(2)), cap).unwrap();

@@ -77,6 +77,7 @@ fn fast() -> HttpSettings {
         max_attempts: 4,
         min_delay: Duration::from_millis(10),
         max_delay: Duration::from_secs(5),
+        max_retry_after: Duration::from_secs(5),
         max_body_bytes: 1024,
         requests_per_second: NonZeroU32::new(1000).unwrap(),
         rate_limit_headers: Some(("x-rate-limit-remaining", "x-rate-limit-reset")),
@@ -115,6 +116,50 @@ async fn a_429_waits_at_least_its_retry_after() {
     let waited = times[1] - times[0];
     assert!(waited >= Duration::from_secs(1), "waited only {waited:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+#[tokio::test]
+async fn a_retry_after_longer_than_the_client_waits_goes_back_to_the_caller_at_once() {
+    let mut limited = answer(429);
+    limited.headers.push(("retry-after", "90".into()));
+    let (script, url) = serve(vec![limited, answer(200)]).await;
+    let client = PlatformClient::new(fast()).unwrap();
+    let started = Instant::now();
+    let error = client.send(&Request::get(url), &NoAuth).await.unwrap_err();
+    assert_eq!(
+        error,
+        ConnectorError::RateLimited {
+            retry_after: Some(Duration::from_secs(90))
+        },
+        "never retried early: the caller waits the 90 s"
+    );
+    assert_eq!(script.hits.load(Ordering::SeqCst), 1);
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_request_that_must_not_repeat_is_not_sent_again_after_a_5xx_but_is_after_a_429() {
+    let (script, url) = serve(vec![answer(502), answer(200)]).await;
+    let client = PlatformClient::new(fast()).unwrap();
+    let once = Request::get(url.clone()).not_repeatable();
+    let error = client.send(&once, &NoAuth).await.unwrap_err();
+    assert!(matches!(error, ConnectorError::Transient(_)), "{error}");
+    assert_eq!(
+        script.hits.load(Ordering::SeqCst),
+        1,
+        "the platform may have acted"
+    );
+
+    let mut limited = answer(429);
+    limited.headers.push(("retry-after", "0".into()));
+    let (script, url) = serve(vec![limited, answer(200)]).await;
+    let once = Request::get(url).not_repeatable();
+    assert_eq!(client.send(&once, &NoAuth).await.unwrap().status, 200);
+    assert_eq!(
+        script.hits.load(Ordering::SeqCst),
+        2,
+        "a 429 is refused before acting"
+    );
 }
 
 #[tokio::test]

@@ -133,7 +133,7 @@
 //! | `POST /_fake/invoices/{id}/credit` | `{"amount" (optional: all), "date"}` → `{"id"}` of the credit note |
 //! | `GET`, `DELETE /_fake/requests` | the `/v2` requests seen: method, path, query, status, atMs |
 //! | `GET /_fake/deliveries` | webhook attempts: subscriptionId, event, id, idempotencyKey, attempt, status or error, atMs |
-//! | `GET`, `POST`, `DELETE /_fake/faults` | `{"kind": "status", "status": 429, "retry_after": 2, "times": 3, "path_prefix": "/v2/invoice"}`, `{"kind": "slow", "delay_ms": 3000, "times": 1}`, `{"kind": "malformed", "times": 2}`, `{"kind": "expire_sessions"}` |
+//! | `GET`, `POST`, `DELETE /_fake/faults` | `{"kind": "status", "status": 429, "retry_after": 2, "times": 3, "path_prefix": "/v2/invoice"}`, `{"kind": "slow", "delay_ms": 3000, "times": 1}`, `{"kind": "malformed", "times": 2}`, `{"kind": "lost_answer", "status": 502, "times": 1, "path_prefix": "/v2/invoice"}`, `{"kind": "expire_sessions"}` |
 //! | `GET`, `POST /_fake/clock` | `{"today": "2026-11-23"}` |
 //! | `POST /_fake/webhooks` | `{"enabled": false}` |
 //! | `POST /_fake/seed` | `{"seed": 7, "invoices": 200}`: replaces customers and invoices (sessions, subscriptions and logs stay) |
@@ -141,10 +141,12 @@
 //!
 //! Bad input is 400 with `{"error", "field"}` naming the field; an unknown id is 404. Faults apply
 //! to `/v2` only, in the order injected: each request takes the first fault that matches it
-//! (`path_prefix` for status faults) and uses up one of its `times`. A status fault answers before
-//! auth; a slow one delays the real answer; a malformed one sends status 200 with the first half of
-//! the real body (the request still takes effect); `expire_sessions` expires every session just
-//! before the request is handled.
+//! (`path_prefix` for status and lost-answer faults) and uses up one of its `times`. A status fault
+//! answers before auth; a slow one delays the real answer; a malformed one sends status 200 with
+//! the first half of the real body (the request still takes effect); a lost answer handles the
+//! request (it takes effect: a payment is registered) and then answers `status` (default 502)
+//! instead, as a proxy in front of the platform does when it gives up after the platform acted;
+//! `expire_sessions` expires every session just before the request is handled.
 
 mod api;
 mod control;
@@ -311,6 +313,13 @@ pub enum Fault {
     Slow { delay: Duration, times: u32 },
     /// Answer 200 with a truncated JSON body, `times` times.
     Malformed { times: u32 },
+    /// Handle the request (it takes effect), then answer `status` instead of its answer, `times`
+    /// times, for paths starting with `path_prefix` (all when `None`).
+    LostAnswer {
+        status: u16,
+        times: u32,
+        path_prefix: Option<String>,
+    },
     /// Expire every session before the next request is handled.
     ExpireSessions,
 }

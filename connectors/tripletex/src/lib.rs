@@ -540,7 +540,9 @@ impl Connector for Tripletex {
             }
             query.append_pair("fields", "id,version");
         }
-        let mut request = Request::get(url);
+        // Tripletex takes no idempotency key and pays again on a repeated call: a timeout or a
+        // 5xx goes back to the write-back job, which reads the invoice before trying again.
+        let mut request = Request::get(url).not_repeatable();
         request.method = Method::PUT;
         self.call(request).await?;
         Ok(())

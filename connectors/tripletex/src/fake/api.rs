@@ -242,12 +242,13 @@ enum Taken {
     },
     Slow(Duration),
     Malformed,
+    LostAnswer(u16),
     ExpireSessions,
 }
 
 fn take_fault(st: &mut State, path: &str) -> Option<Taken> {
     let pos = st.faults.iter().position(|f| match f {
-        Fault::Status { path_prefix, .. } => path_prefix
+        Fault::Status { path_prefix, .. } | Fault::LostAnswer { path_prefix, .. } => path_prefix
             .as_deref()
             .is_none_or(|prefix| path.starts_with(prefix)),
         _ => true,
@@ -275,6 +276,10 @@ fn take_fault(st: &mut State, path: &str) -> Option<Taken> {
         Fault::Malformed { times } => {
             *times = times.saturating_sub(1);
             (Taken::Malformed, *times)
+        }
+        Fault::LostAnswer { status, times, .. } => {
+            *times = times.saturating_sub(1);
+            (Taken::LostAnswer(*status), *times)
         }
         Fault::ExpireSessions => (Taken::ExpireSessions, 0),
     };
@@ -355,6 +360,11 @@ async fn entry(
         Some(Taken::Malformed) => {
             malformed = true;
             handle(&app, &method, &uri, &headers, &body)
+        }
+        Some(Taken::LostAnswer(status)) => {
+            // The platform acts; its answer never reaches the client.
+            let _acted = handle(&app, &method, &uri, &headers, &body);
+            fault_reply(status, None)
         }
         Some(Taken::ExpireSessions) => {
             app.expire_sessions();

@@ -485,6 +485,13 @@ fn fault_json(f: &Fault) -> Value {
             json!({"kind": "slow", "delay_ms": delay.as_millis() as u64, "times": times})
         }
         Fault::Malformed { times } => json!({"kind": "malformed", "times": times}),
+        Fault::LostAnswer {
+            status,
+            times,
+            path_prefix,
+        } => {
+            json!({"kind": "lost_answer", "status": status, "times": times, "path_prefix": path_prefix})
+        }
         Fault::ExpireSessions => json!({"kind": "expire_sessions"}),
     }
 }
@@ -533,11 +540,22 @@ async fn add_fault(AxState(app): AxState<Arc<App>>, body: Bytes) -> Res {
             times: times(&m)?,
         },
         "malformed" => Fault::Malformed { times: times(&m)? },
+        "lost_answer" => {
+            let status = unsigned(&m, "status")?.unwrap_or(502);
+            if !(500..=599).contains(&status) {
+                return Err(Ce::field("status", "a 5xx status, 500 to 599"));
+            }
+            Fault::LostAnswer {
+                status: u16::try_from(status).unwrap_or(502),
+                times: times(&m)?,
+                path_prefix: string(&m, "path_prefix")?,
+            }
+        }
         "expire_sessions" => Fault::ExpireSessions,
         _ => {
             return Err(Ce::field(
                 "kind",
-                "status, slow, malformed or expire_sessions",
+                "status, slow, malformed, lost_answer or expire_sessions",
             ));
         }
     };
