@@ -136,14 +136,37 @@ const CUSTOMERS: [(&str, Option<&str>); 8] = [
 ];
 
 pub async fn run(options: &DemoOptions) -> Result<DemoSummary, DemoError> {
+    run_until(options, std::future::pending()).await
+}
+
+/// [`run`], cut short when `stop` resolves (Ctrl-C, SIGTERM): what the demo started is dropped and
+/// its directory removed (unless `keep`) all the same.
+pub async fn run_until(
+    options: &DemoOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<DemoSummary, DemoError> {
+    let parent_existed = options.parent_dir.exists();
     let dir = options
         .parent_dir
         .join(format!("demo-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| fail("cannot make the demo's directory")(e.to_string()))?;
-    let result = run_in(&dir, options).await;
-    if !options.keep {
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        DemoError(format!(
+            "cannot make the demo's directory {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let result = tokio::select! {
+        result = run_in(&dir, options) => result,
+        () = stop => Err(DemoError("interrupted; the demo stopped".into())),
+    };
+    if options.keep {
+        eprintln!("the demo's directory is kept: {}", dir.display());
+    } else {
         let _ = std::fs::remove_dir_all(&dir);
+        if !parent_existed {
+            // Only when empty: the directory was made for the demo.
+            let _ = std::fs::remove_dir(&options.parent_dir);
+        }
     }
     result
 }

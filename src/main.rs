@@ -29,8 +29,9 @@ struct Cli {
     /// Write logs as JSON lines instead of human-readable text.
     #[arg(long, global = true)]
     log_json: bool,
+    /// Without one, `forfall` runs the demo (`forfall demo`): the whole loop, nothing to set up.
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -346,10 +347,37 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// `forfall` alone: the demo, as `cargo run` with nothing set up should show the gateway at work.
+#[cfg(feature = "fake")]
+fn no_command() -> ExitCode {
+    eprintln!(
+        "forfall: no command given, so here is the demo (`forfall demo`); `forfall --help` lists the commands"
+    );
+    let cli = Cli::parse_from(["forfall", "demo"]);
+    match cli.command {
+        Some(command @ Command::Demo { .. }) => run_command(command, None, false),
+        _ => ExitCode::from(2),
+    }
+}
+
+#[cfg(not(feature = "fake"))]
+fn no_command() -> ExitCode {
+    use clap::CommandFactory;
+    let _ = Cli::command().print_help();
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Some(command) => run_command(command, cli.config, cli.log_json),
+        None => no_command(),
+    }
+}
+
+fn run_command(command: Command, config_file: Option<PathBuf>, log_json: bool) -> ExitCode {
     // Commands that touch no database and no server read no configuration.
-    match &cli.command {
+    match &command {
         Command::Claim(args) => return finish(claim(args)),
         Command::Simulate(args) => return simulate(args),
         Command::Bench(BenchCommand::Engine { small, large, due }) => {
@@ -374,9 +402,10 @@ fn main() -> ExitCode {
             };
             return finish(run_async(async move {
                 let started = std::time::Instant::now();
-                let summary = forfall::demo::run(&options)
-                    .await
-                    .map_err(|e| Failure::Failed(e.to_string()))?;
+                let summary =
+                    forfall::demo::run_until(&options, forfall::server::shutdown_signal())
+                        .await
+                        .map_err(|e| Failure::Failed(e.to_string()))?;
                 emit(&format!(
                     "{summary}\n{} simulated days in {:.1} s\n",
                     options.days,
@@ -416,14 +445,14 @@ fn main() -> ExitCode {
         }
         _ => {}
     }
-    let config = match Config::load(cli.config.as_deref(), std::env::vars()) {
+    let config = match Config::load(config_file.as_deref(), std::env::vars()) {
         Ok(config) => config,
         Err(e) => {
             eprintln!("forfall: {e}");
             return ExitCode::from(2);
         }
     };
-    init_logs(&config, cli.log_json);
+    init_logs(&config, log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -435,7 +464,7 @@ fn main() -> ExitCode {
         }
     };
     finish(runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Serve => serve(&config).await,
             Command::Migrate => migrate(&config).await,
             Command::Creditors(command) => cli_admin::creditors(&config, command).await,

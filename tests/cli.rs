@@ -397,3 +397,33 @@ fn serve_with_a_missing_or_malformed_clock_file_is_exit_2_naming_the_key() {
         stderr(&malformed)
     );
 }
+
+#[test]
+fn forfall_with_no_command_runs_the_demo_rather_than_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_forfall"))
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The demo announces itself on its first line, then runs; stop it once it narrates.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).unwrap();
+    assert!(first.contains("forfall demo"), "{first}");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut narrated = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut narrated).unwrap();
+    assert!(narrated.contains("invoices"), "{narrated}");
+    // SIGINT: the demo stops and removes its directory (and the `data` it made).
+    let _ = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "interrupted: {rest}");
+    assert!(rest.contains("interrupted"), "{rest}");
+    assert!(!dir.path().join("data").exists(), "left behind: {rest}");
+}
