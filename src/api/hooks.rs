@@ -84,32 +84,36 @@ pub async fn receive(
         }
     };
     let connector = opened.connector.as_ref();
-    let now = state.clock.now();
-    let delivery = match connector.verify_webhook(&opened.webhook_secret, &headers, &body, now) {
-        Ok(delivery) => delivery,
-        Err(ConnectorError::BadSignature(why)) => {
-            return reject(
-                "bad_signature",
-                Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "bad-signature",
-                    "The delivery's signature does not check out",
-                )
-                .with_detail(why),
-            );
-        }
-        Err(e) => {
-            tracing::error!(connection = %id, error = %e, "webhook: cannot verify");
-            return reject(
-                "unverifiable",
-                Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "bad-signature",
-                    "The delivery cannot be verified",
-                ),
-            );
-        }
-    };
+    // A signature's timestamp is checked against the machine's real clock: it is about
+    // transport, not about the business day the gateway's (possibly simulated) clock says, and
+    // senders sign with their real time (as for `/pipeline/events`).
+    let delivery =
+        match connector.verify_webhook(&opened.webhook_secret, &headers, &body, chrono::Utc::now())
+        {
+            Ok(delivery) => delivery,
+            Err(ConnectorError::BadSignature(why)) => {
+                return reject(
+                    "bad_signature",
+                    Problem::new(
+                        StatusCode::UNAUTHORIZED,
+                        "bad-signature",
+                        "The delivery's signature does not check out",
+                    )
+                    .with_detail(why),
+                );
+            }
+            Err(e) => {
+                tracing::error!(connection = %id, error = %e, "webhook: cannot verify");
+                return reject(
+                    "unverifiable",
+                    Problem::new(
+                        StatusCode::UNAUTHORIZED,
+                        "bad-signature",
+                        "The delivery cannot be verified",
+                    ),
+                );
+            }
+        };
     if let Err(e) = connector.parse_webhook(&headers, &body) {
         return reject("malformed", malformed_delivery(e));
     }
@@ -134,7 +138,7 @@ pub async fn receive(
         kind: WEBHOOK_JOB.into(),
         idempotency_key: format!("webhook:{id}:{delivery_id}"),
         payload: serde_json::json!({ "connection": id.as_str(), "body": text }),
-        run_after: now,
+        run_after: state.clock.now(),
         chain: None,
     };
     match ingest.store_delivery(&connection.creditor_id, job).await {
@@ -145,15 +149,15 @@ pub async fn receive(
                 .count("forfall_webhooks_accepted_total", &connection.platform);
             StatusCode::ACCEPTED.into_response()
         }
-        Ok(false) => reject(
-            "replayed",
-            Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "replayed-delivery",
-                "This delivery was received before",
-            )
-            .with_detail(format!("delivery {delivery_id}")),
-        ),
+        // The platform's retry of a delivery it did not see acknowledged (same delivery id):
+        // acknowledged again, not stored again, so the platform stops retrying it.
+        Ok(false) => {
+            state.metrics.count_labelled(
+                "forfall_webhooks_duplicates_total",
+                &[("platform", connection.platform.as_str())],
+            );
+            StatusCode::OK.into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "webhook: cannot store the delivery");
             Problem::new(
