@@ -427,3 +427,70 @@ fn forfall_with_no_command_runs_the_demo_rather_than_failing() {
     assert!(rest.contains("interrupted"), "{rest}");
     assert!(!dir.path().join("data").exists(), "left behind: {rest}");
 }
+
+#[test]
+fn a_sync_without_the_encryption_key_is_exit_2_and_leaves_the_connection_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "9sXPXnBju2LdY2svXTWM7mwxBT8o87qgw2lk8mdV7uQ=";
+    let with_key = |args: &[&str]| {
+        let output = run(forfall(dir.path())
+            .env("FORFALL_ENCRYPTION_KEY", key)
+            .args(args));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    with_key(&["migrate"]);
+    let created = with_key(&[
+        "creditors",
+        "add",
+        "--name",
+        "Nordlys AS",
+        "--org",
+        "923609016",
+        "--country",
+        "NO",
+    ]);
+    let creditor = created
+        .split_whitespace()
+        .find(|word| word.starts_with("cred_"))
+        .expect("a creditor id")
+        .to_owned();
+    let settings = dir.path().join("generic.json");
+    std::fs::write(
+        &settings,
+        r#"{"base_url": "http://127.0.0.1:9/forfall", "token": "t0ken"}"#,
+    )
+    .unwrap();
+    let added = with_key(&[
+        "connections",
+        "add",
+        "--creditor",
+        &creditor,
+        "--platform",
+        "generic",
+        "--settings",
+        settings.to_str().unwrap(),
+    ]);
+    let connection = added
+        .split_whitespace()
+        .find(|word| word.starts_with("conn_"))
+        .expect("a connection id")
+        .to_owned();
+    let before = with_key(&["connections", "list"]);
+
+    let output = run(forfall(dir.path()).args(["sync", &connection]));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("FORFALL_ENCRYPTION_KEY"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(with_key(&["connections", "list"]), before);
+    let dead = with_key(&["jobs", "dead"]);
+    assert!(!dead.contains("sync:"), "{dead}");
+}

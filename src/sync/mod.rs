@@ -529,6 +529,11 @@ impl Ingest {
     /// Records a failed pass: the connection shows the error, and a dead letter keeps it (with the
     /// body excerpt the connector's error carries) until someone looks.
     pub async fn record_failure(&self, id: &ConnectionId, error: &SyncError) {
+        if matches!(error, SyncError::NoKey | SyncError::UnknownConnection(_)) {
+            // About this process's configuration or the caller's input, not the connection:
+            // nothing to mark on it and nothing to keep as a dead letter.
+            return;
+        }
         let Ok(Some(connection)) = self.store.find_connection(id).await else {
             return;
         };
