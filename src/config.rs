@@ -364,6 +364,18 @@ impl Config {
                 ),
             ));
         }
+        if let Some(rest) = database_url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() || path == ":memory:" {
+                return Err(fail(
+                    "database_url",
+                    format!(
+                        "`{database_url}` names no database file (an in-memory database would be lost at exit); for example sqlite://data/forfall.db"
+                    ),
+                ));
+            }
+        }
         let number = |name: &'static str, default: u64, max: u64, min: u64| {
             let raw = text(name, &default.to_string());
             match raw.trim().parse::<u64>() {
@@ -580,6 +592,24 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_sqlite_url_without_a_file_is_refused_naming_the_key() {
+        for url in [
+            "sqlite://",
+            "sqlite:",
+            "sqlite::memory:",
+            "sqlite://?mode=rwc",
+        ] {
+            let error = Config::load(None, env(&[("FORFALL_DATABASE_URL", url)])).unwrap_err();
+            assert_eq!(error.key, "database_url", "{url}");
+            assert!(
+                error.to_string().contains("names no database file"),
+                "{error}"
+            );
+        }
+        assert!(Config::load(None, env(&[("FORFALL_DATABASE_URL", "sqlite:///tmp/f.db")])).is_ok());
     }
 
     #[test]
