@@ -5,6 +5,7 @@
 mod common;
 mod ingest;
 
+use forfall::clock::Clock;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +26,7 @@ on_both_backends!(
     with_webhooks_off_a_payment_reaches_the_store_at_the_next_poll,
     a_429_storm_is_waited_out_honouring_retry_after,
     server_errors_and_timeouts_are_retried_until_the_sync_completes,
-    malformed_bodies_end_in_a_failing_connection_and_a_dead_letter_with_the_excerpt,
+    malformed_bodies_end_in_a_failing_connection_and_a_dead_letter_with_the_excerpt_that_a_retry_runs_again,
     a_session_expired_mid_sync_is_renewed_once_and_no_page_is_lost,
     a_pass_cut_short_resumes_from_its_cursor_without_duplicate_events,
     a_full_pass_rereads_an_open_invoice_it_no_longer_lists,
@@ -302,7 +303,7 @@ async fn server_errors_and_timeouts_are_retried_until_the_sync_completes(store: 
     fake.shutdown().await;
 }
 
-async fn malformed_bodies_end_in_a_failing_connection_and_a_dead_letter_with_the_excerpt(
+async fn malformed_bodies_end_in_a_failing_connection_and_a_dead_letter_with_the_excerpt_that_a_retry_runs_again(
     store: Arc<dyn Store>,
 ) {
     let (world, fake) = tripletex(store, 40, json!({})).await;
@@ -329,14 +330,47 @@ async fn malformed_bodies_end_in_a_failing_connection_and_a_dead_letter_with_the
         "{:?}",
         dead[0].last_error
     );
-    // Once the platform behaves, the next pass resumes and the connection is healthy again.
+    let attempts = world.store.job_attempts(&dead[0].id).await.unwrap();
+    assert_eq!(
+        attempts.len(),
+        1,
+        "the failure is the dead letter's attempt"
+    );
+    // Once the platform behaves, the dead letter put back in the queue runs the pass again
+    // (the `sync` handler), and the connection is healthy again.
     fake.clear_faults();
-    pass(&world, true).await.unwrap();
-    world
-        .ingest
-        .record_success(&world.connection)
+    let dead_id = dead[0].id.clone();
+    assert!(
+        world
+            .store
+            .retry_job(&dead_id, world.clock.now())
+            .await
+            .unwrap()
+    );
+    let runner = forfall::jobs::Runner {
+        store: world.store.clone(),
+        clock: world.clock.clone(),
+        owner: "test".into(),
+        handlers: vec![Arc::new(forfall::sync::retry_pass::RetryPass {
+            ingest: world.ingest.clone(),
+            owner: "test".into(),
+        })],
+        settings: forfall::jobs::RunnerSettings::default(),
+        metrics: Arc::new(forfall::api::metrics::Metrics::default()),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let round = runner.drain().await.unwrap();
+    assert_eq!(round.succeeded, 1, "{round:?}");
+    let retried = world
+        .store
+        .jobs(&world.creditor)
         .await
+        .unwrap()
+        .into_iter()
+        .find(|j| j.id == dead_id)
         .unwrap();
+    assert_eq!(retried.state, JobState::Succeeded);
+    assert_store_mirrors_the_fakes_open_invoices(&world, &fake).await;
     let connection = world.ingest.connection(&world.connection).await.unwrap();
     assert_eq!(connection.status, ConnectionStatus::Active);
     assert_eq!(connection.last_error, None);

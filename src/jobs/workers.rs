@@ -14,6 +14,7 @@ use crate::notify::digests::Digests;
 use crate::pipeline::forward::{Forward, Sink};
 use crate::store::Store;
 use crate::sync::Ingest;
+use crate::sync::retry_pass::RetryPass;
 use crate::sync::write_back::WriteBack;
 use crate::webhooks::{Deliveries, Events};
 
@@ -52,6 +53,10 @@ pub fn workers(
     let mut handlers: Vec<Arc<dyn Handler>> = vec![
         Arc::new(WriteBack {
             ingest: ingest.clone(),
+        }),
+        Arc::new(RetryPass {
+            ingest: ingest.clone(),
+            owner: owner.clone(),
         }),
         Arc::new(Events {
             store: store.clone(),

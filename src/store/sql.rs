@@ -607,6 +607,7 @@ macro_rules! impl_store {
                     error: &str,
                     now: DateTime<Utc>,
                 ) -> Result<(), StoreError> {
+                    let mut tx = self.begin_write().await?;
                     sqlx::query(
                         "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, \
                          state, attempts, run_after, last_error, created_at, updated_at) \
@@ -622,8 +623,21 @@ macro_rules! impl_store {
                     .bind(millis(job.run_after))
                     .bind(error)
                     .bind(millis(now))
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
+                    // The failure is the dead letter's attempt, shown by `forfall jobs show`.
+                    sqlx::query(
+                        "INSERT INTO job_attempts (job_id, attempt, finished_at, outcome, error) \
+                         SELECT j.id, CAST((SELECT COALESCE(MAX(a.attempt), 0) FROM job_attempts a \
+                         WHERE a.job_id = j.id) + 1 AS INTEGER), $2, 'dead', $3 \
+                         FROM jobs j WHERE j.idempotency_key = $1",
+                    )
+                    .bind(&job.idempotency_key)
+                    .bind(millis(now))
+                    .bind(error)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
                     Ok(())
                 }
 

@@ -19,6 +19,7 @@ pub mod bench;
 pub mod connections;
 pub mod hooks;
 pub mod reevaluate;
+pub mod retry_pass;
 pub mod write_back;
 
 use std::collections::HashMap;
@@ -549,7 +550,7 @@ impl Ingest {
         let message = error.to_string();
         let now = self.clock.now();
         let letter = NewJob {
-            kind: "sync".into(),
+            kind: retry_pass::SYNC_JOB.into(),
             idempotency_key: format!("sync:{}:{}", id, connection.sync.pass),
             payload: serde_json::json!({
                 "connection": id.as_str(),
