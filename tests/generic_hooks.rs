@@ -9,7 +9,6 @@ mod ingest;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use forfall::clock::Clock;
 use forfall::store::Store;
 use forfall_connector::standard_webhooks::Secret;
 use forfall_connector::{DebtorKind, RemoteCustomer, RemoteId, RemoteInvoice};
@@ -63,7 +62,7 @@ async fn pushed_world(store: Arc<dyn Store>) -> (World, Secret, Gateway, String)
     (world, secret, gateway, url)
 }
 
-fn delivery(world: &World, secret: &Secret, event: &WebhookEvent, id: &str) -> SignedDelivery {
+fn delivery(secret: &Secret, event: &WebhookEvent, id: &str) -> SignedDelivery {
     signed_delivery(secret, event, id, chrono::Utc::now())
 }
 
@@ -104,7 +103,7 @@ async fn metrics(gateway: &Gateway) -> String {
 async fn a_signed_delivery_is_acknowledged_at_once_and_its_invoice_ingested(store: Arc<dyn Store>) {
     let (world, secret, gateway, url) = pushed_world(store).await;
     let event = WebhookEvent::Updated(invoice("INV-1", 125_000, 125_000));
-    let status = send(&url, &delivery(&world, &secret, &event, "msg_1"))
+    let status = send(&url, &delivery(&secret, &event, "msg_1"))
         .await
         .unwrap();
     assert_eq!(status, 202);
@@ -129,7 +128,7 @@ async fn a_signed_delivery_is_acknowledged_at_once_and_its_invoice_ingested(stor
     // A partial payment follows.
     let event = WebhookEvent::Updated(invoice_paid_part());
     assert_eq!(
-        send(&url, &delivery(&world, &secret, &event, "msg_2"))
+        send(&url, &delivery(&secret, &event, "msg_2"))
             .await
             .unwrap(),
         202
@@ -165,13 +164,13 @@ async fn a_bad_or_missing_signature_is_401_and_nothing_is_ingested(store: Arc<dy
     let (world, secret, gateway, url) = pushed_world(store).await;
     let event = WebhookEvent::Updated(invoice("INV-1", 125_000, 125_000));
     let wrong = Secret::generate();
-    let (status, problem) = rejected(&url, &delivery(&world, &wrong, &event, "msg_1")).await;
+    let (status, problem) = rejected(&url, &delivery(&wrong, &event, "msg_1")).await;
     assert_eq!(status, 401);
     assert_eq!(problem["status"], 401);
-    let mut unsigned = delivery(&world, &secret, &event, "msg_2");
+    let mut unsigned = delivery(&secret, &event, "msg_2");
     unsigned.headers[2].1 = String::new();
     assert_eq!(rejected(&url, &unsigned).await.0, 401);
-    let mut tampered = delivery(&world, &secret, &event, "msg_3");
+    let mut tampered = delivery(&secret, &event, "msg_3");
     tampered.body = String::from_utf8(tampered.body)
         .unwrap()
         .replace("1250.00", "1.00")
@@ -199,7 +198,7 @@ async fn a_stale_delivery_is_401_and_a_repeated_one_is_acknowledged_once_more_wi
         chrono::Utc::now() - chrono::Duration::minutes(6),
     );
     assert_eq!(rejected(&url, &stale).await.0, 401);
-    let first = delivery(&world, &secret, &event, "msg_1");
+    let first = delivery(&secret, &event, "msg_1");
     assert_eq!(send(&url, &first).await.unwrap(), 202);
     // The platform's retry of the same delivery (its answer was lost): acknowledged again.
     assert_eq!(send(&url, &first).await.unwrap(), 200);
@@ -222,9 +221,9 @@ async fn a_stale_delivery_is_401_and_a_repeated_one_is_acknowledged_once_more_wi
 async fn an_unknown_connection_is_404_an_oversized_body_413_and_malformed_json_400_naming_its_field(
     store: Arc<dyn Store>,
 ) {
-    let (world, secret, gateway, url) = pushed_world(store).await;
+    let (_world, secret, gateway, url) = pushed_world(store).await;
     let event = WebhookEvent::Updated(invoice("INV-1", 125_000, 125_000));
-    let fine = delivery(&world, &secret, &event, "msg_1");
+    let fine = delivery(&secret, &event, "msg_1");
     let (status, _) = rejected(&format!("{}/hooks/conn_nobody", gateway.base), &fine).await;
     assert_eq!(status, 404);
     let mut huge = fine.clone();
@@ -281,7 +280,7 @@ async fn a_deleted_invoice_ends_as_credited(store: Arc<dyn Store>) {
     let (world, secret, gateway, url) = pushed_world(store).await;
     let event = WebhookEvent::Updated(invoice("INV-1", 125_000, 125_000));
     assert_eq!(
-        send(&url, &delivery(&world, &secret, &event, "msg_1"))
+        send(&url, &delivery(&secret, &event, "msg_1"))
             .await
             .unwrap(),
         202
@@ -289,7 +288,7 @@ async fn a_deleted_invoice_ends_as_credited(store: Arc<dyn Store>) {
     eventually_stored(&world, "INV-1", Decimal::new(125_000, 2)).await;
     let gone = WebhookEvent::Deleted(RemoteId("INV-1".into()));
     assert_eq!(
-        send(&url, &delivery(&world, &secret, &gone, "msg_2"))
+        send(&url, &delivery(&secret, &gone, "msg_2"))
             .await
             .unwrap(),
         202
