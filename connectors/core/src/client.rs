@@ -341,11 +341,27 @@ fn classify(
             .unwrap_or_else(|| excerpt(body))
     };
     match status.as_u16() {
-        200..=299 => Ok(Response {
-            status,
-            headers,
-            body,
-        }),
+        200..=299 => {
+            // A JSON answer cut short (a dropped connection behind a proxy) is `Malformed`
+            // here, inside the retries, not later where the caller reads it.
+            let says_json = headers
+                .get(http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.contains("json"));
+            if says_json
+                && !body.is_empty()
+                && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body)
+            {
+                return Err(ConnectorError::Malformed {
+                    detail: format!("{e}; the answer began: {}", excerpt(&body)),
+                });
+            }
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
+        }
         401 => Err(ConnectorError::Unauthorized(detail(&body))),
         404 => Err(ConnectorError::NotFound),
         429 => Err(ConnectorError::RateLimited {

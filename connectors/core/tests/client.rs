@@ -163,6 +163,24 @@ async fn a_request_that_must_not_repeat_is_not_sent_again_after_a_5xx_but_is_aft
 }
 
 #[tokio::test]
+async fn a_json_answer_cut_short_is_retried_like_a_transient_failure() {
+    let mut cut = answer(200);
+    cut.headers
+        .push(("content-type", "application/json".into()));
+    cut.body = "{\"values\": [{\"id\": 1".into();
+    let mut whole = answer(200);
+    whole
+        .headers
+        .push(("content-type", "application/json".into()));
+    whole.body = "{\"values\": [{\"id\": 1}]}".into();
+    let (script, url) = serve(vec![cut, whole]).await;
+    let client = PlatformClient::new(fast()).unwrap();
+    let response = client.send(&Request::get(url), &NoAuth).await.unwrap();
+    assert_eq!(response.body, b"{\"values\": [{\"id\": 1}]}");
+    assert_eq!(script.hits.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn a_refusal_for_good_is_not_retried() {
     let mut refused = answer(422);
     refused.body = "{\"status\":422,\"message\":\"Validering feilet\"}".into();
