@@ -70,7 +70,9 @@
 //! - **Page size**: `count` defaults to 1000 and may be at most 10 000 (above: 422, 18000, naming
 //!   `count`) rather than being silently cut short.
 //! - **Date window**: `invoiceDateFrom` must be before `invoiceDateTo` (else 422 naming
-//!   `invoiceDateTo`); dates must be exactly `YYYY-MM-DD`.
+//!   `invoiceDateTo`); dates must be exactly `YYYY-MM-DD`. A missing `invoiceDateFrom` or
+//!   `invoiceDateTo` is 422 with code 21000: the spec says "21000-ish", the exact code is
+//!   unconfirmed, and the connector never relies on it (it always sends both).
 //! - **Rate limit**: counted per session token in 60 s periods that start at the period's first
 //!   request; when exceeded, 429 for the rest of the period with the `X-Rate-Limit-*` headers
 //!   (`Reset` says when) and no `Retry-After` (only injected faults send one). Without a configured

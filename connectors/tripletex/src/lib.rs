@@ -122,7 +122,9 @@ struct SessionAuth {
     today: Mutex<Option<NaiveDate>>,
 }
 
-/// How long a session is asked to live.
+/// How long a session is asked to live. UNCONFIRMED: Tripletex documents no maximum lifetime
+/// (specs/tripletex.md); a week is short enough to be accepted and long enough that renewals are
+/// rare, and a refusal of the date (422) or an early expiry (401) is met by renewing.
 const SESSION_DAYS: u64 = 7;
 
 impl SessionAuth {
@@ -301,9 +303,21 @@ impl Tripletex {
                 .as_deref()
                 .is_some_and(|d| d.trim().eq_ignore_ascii_case(wanted.trim()))
         });
-        let id = exact.or(list.values.first()).map(|t| t.id).ok_or_else(|| {
+        // The search matches on part of the description: only the exact one is taken (a
+        // setting of "Betalt" must not pay through "Betalt til bank").
+        let id = exact.map(|t| t.id).ok_or_else(|| {
+            let near: Vec<&str> = list
+                .values
+                .iter()
+                .filter_map(|t| t.description.as_deref())
+                .collect();
             ConnectorError::Config(format!(
-                "Tripletex has no payment type described as {wanted:?}"
+                "Tripletex has no payment type described exactly as {wanted:?}{}",
+                if near.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (it has {})", near.join(", "))
+                }
             ))
         })?;
         *cached = Some(id);
