@@ -132,6 +132,17 @@ pub async fn creditors(config: &Config, command: CreditorsCommand) -> Result<(),
             email,
             partner,
         } => {
+            // The same limits as `POST /v1/creditors`.
+            for (flag, value, max) in [("--name", &name, 200), ("--org", &org, 40)] {
+                if value.trim().is_empty() {
+                    return Err(Failure::BadInput(format!("{flag}: must not be empty")));
+                }
+                if value.chars().count() > max {
+                    return Err(Failure::BadInput(format!(
+                        "{flag}: must be at most {max} characters"
+                    )));
+                }
+            }
             if let Some(email) = &email
                 && !looks_like_email(email)
             {
@@ -176,8 +187,8 @@ pub async fn creditors(config: &Config, command: CreditorsCommand) -> Result<(),
             let creditor = store
                 .create_creditor(
                     &NewCreditor {
-                        name,
-                        organisation_number: org,
+                        name: name.trim().to_owned(),
+                        organisation_number: org.trim().to_owned(),
                         country,
                         time_zone,
                         language,
@@ -215,6 +226,21 @@ pub async fn connections(config: &Config, command: ConnectionsCommand) -> Result
             // The settings must make a connector before they are stored.
             forfall::sync::connections::connector_for(&platform, &value, HttpSettings::default())
                 .map_err(|e| Failure::BadInput(format!("{}: {e}", settings.display())))?;
+            if let Some(secret) = &webhook_secret {
+                if secret.trim().is_empty() {
+                    return Err(Failure::BadInput(
+                        "--webhook-secret: must not be empty (leave it out to have one made)"
+                            .into(),
+                    ));
+                }
+                if platform == "generic"
+                    && forfall_connector::standard_webhooks::Secret::parse(secret).is_err()
+                {
+                    return Err(Failure::BadInput(
+                        "--webhook-secret: the generic connector takes a Standard Webhooks secret, `whsec_` and base64".into(),
+                    ));
+                }
+            }
             let secret = webhook_secret.unwrap_or_else(|| match platform.as_str() {
                 "generic" => forfall_connector::standard_webhooks::Secret::generate().to_string(),
                 _ => random_secret(),

@@ -23,7 +23,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     about = "An open gateway between accounting platforms and debt collection"
 )]
 struct Cli {
-    /// A TOML configuration file (environment variables FORFALL_* override it).
+    /// A TOML configuration file (environment variables FORFALL_* override it). Not for
+    /// simulate, claim, bench, demo and fake, which read no configuration.
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Write logs as JSON lines instead of human-readable text.
@@ -339,7 +340,8 @@ enum Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Failure {
-        if e.is_bad_input() {
+        // On the command line an id that names nothing is the caller's input at fault.
+        if e.is_bad_input() || matches!(e, StoreError::NotFound { .. }) {
             Failure::BadInput(e.to_string())
         } else {
             Failure::Failed(e.to_string())
@@ -376,7 +378,21 @@ fn main() -> ExitCode {
 }
 
 fn run_command(command: Command, config_file: Option<PathBuf>, log_json: bool) -> ExitCode {
-    // Commands that touch no database and no server read no configuration.
+    // Commands that touch no database and no server read no configuration: a file given to one
+    // of them would be silently unused, so it is refused.
+    let reads_none = match &command {
+        Command::Claim(_) | Command::Simulate(_) | Command::Bench(_) => true,
+        #[cfg(feature = "fake")]
+        Command::Demo { .. } | Command::Fake(_) => true,
+        _ => false,
+    };
+    if reads_none && let Some(file) = &config_file {
+        eprintln!(
+            "forfall: --config {}: this command reads no configuration (simulate, claim, bench, demo and fake make their own); leave it out",
+            file.display()
+        );
+        return ExitCode::from(2);
+    }
     match &command {
         Command::Claim(args) => return finish(claim(args)),
         Command::Simulate(args) => return simulate(args),
@@ -686,6 +702,10 @@ async fn serve(config: &Config) -> Result<(), Failure> {
     }
     let clock = cli_admin::clock(config)?;
     let store = store::open(&config.store_options()).await?;
+    // The workers' settings (agency, SMTP) are checked before anything is migrated or served.
+    let owner = forfall::server::instance_id();
+    let ingest = cli_admin::ingest(config, store.clone())?;
+    let workers = cli_admin::workers(config, store.clone(), ingest.clone(), owner.clone())?;
     store.migrate().await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -695,9 +715,6 @@ async fn serve(config: &Config) -> Result<(), Failure> {
         database = %store::redact_url(&config.database_url),
         "forfall is serving"
     );
-    let owner = forfall::server::instance_id();
-    let ingest = cli_admin::ingest(config, store.clone())?;
-    let workers = cli_admin::workers(config, store.clone(), ingest.clone(), owner.clone())?;
     let background = forfall::server::Background {
         workers: Some(workers),
         agency_secret: config.agency.secret.clone(),

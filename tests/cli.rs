@@ -494,3 +494,124 @@ fn a_sync_without_the_encryption_key_is_exit_2_and_leaves_the_connection_as_it_w
     let dead = with_key(&["jobs", "dead"]);
     assert!(!dead.contains("sync:"), "{dead}");
 }
+
+#[test]
+fn creditors_add_refuses_an_empty_or_overlong_name_as_the_api_does() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(
+        run(forfall(dir.path()).arg("migrate")).status.code(),
+        Some(0)
+    );
+    let long = "x".repeat(201);
+    for (name, org, flag) in [
+        ("", "923609016", "--name"),
+        ("  ", "923609016", "--name"),
+        (long.as_str(), "923609016", "--name"),
+        ("Nordlys AS", "", "--org"),
+    ] {
+        let output = run(forfall(dir.path()).args([
+            "creditors",
+            "add",
+            "--name",
+            name,
+            "--org",
+            org,
+            "--country",
+            "NO",
+        ]));
+        assert_eq!(output.status.code(), Some(2), "{name:?} {org:?}");
+        assert!(stderr(&output).contains(flag), "{}", stderr(&output));
+    }
+}
+
+#[test]
+fn a_config_file_given_to_a_command_that_reads_none_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("forfall.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:9999\"\n").unwrap();
+    for args in [
+        vec!["demo", "--days", "1"],
+        vec!["simulate", "nothing.json"],
+    ] {
+        let output = run(forfall(dir.path()).args(&args).arg("--config").arg(&file));
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr(&output).contains("reads no configuration"),
+            "{}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn connections_add_refuses_bad_settings_and_an_unknown_creditor_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "9sXPXnBju2LdY2svXTWM7mwxBT8o87qgw2lk8mdV7uQ=";
+    assert_eq!(
+        run(forfall(dir.path()).arg("migrate")).status.code(),
+        Some(0)
+    );
+    let settings = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let ftp = settings(
+        "ftp.json",
+        r#"{"base_url": "ftp://x", "consumer_token": "c", "employee_token": "e"}"#,
+    );
+    let generic = settings(
+        "generic.json",
+        r#"{"base_url": "http://127.0.0.1:9/forfall", "token": "t0ken"}"#,
+    );
+    let add = |creditor: &str, platform: &str, path: &Path, secret: Option<&str>| {
+        let mut command = forfall(dir.path());
+        command.env("FORFALL_ENCRYPTION_KEY", key).args([
+            "connections",
+            "add",
+            "--creditor",
+            creditor,
+            "--platform",
+            platform,
+            "--settings",
+            path.to_str().unwrap(),
+        ]);
+        if let Some(secret) = secret {
+            command.args(["--webhook-secret", secret]);
+        }
+        run(&mut command)
+    };
+    let unknown = add("cred_nope", "generic", &generic, None);
+    assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
+    let created = run(forfall(dir.path()).args([
+        "creditors",
+        "add",
+        "--name",
+        "Nordlys AS",
+        "--org",
+        "923609016",
+        "--country",
+        "NO",
+    ]));
+    let creditor = String::from_utf8_lossy(&created.stdout)
+        .split_whitespace()
+        .find(|word| word.starts_with("cred_"))
+        .expect("a creditor id")
+        .to_owned();
+    let bad_url = add(&creditor, "tripletex", &ftp, None);
+    assert_eq!(bad_url.status.code(), Some(2));
+    assert!(
+        stderr(&bad_url).contains("base_url"),
+        "{}",
+        stderr(&bad_url)
+    );
+    for secret in ["", "notwhsec"] {
+        let output = add(&creditor, "generic", &generic, Some(secret));
+        assert_eq!(output.status.code(), Some(2), "{secret:?}");
+        assert!(
+            stderr(&output).contains("--webhook-secret"),
+            "{}",
+            stderr(&output)
+        );
+    }
+}

@@ -222,6 +222,12 @@ impl Tripletex {
         let mut base = Url::parse(&config.base_url).map_err(|e| {
             ConnectorError::Config(format!("base_url {:?} is not a URL: {e}", config.base_url))
         })?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(ConnectorError::Config(format!(
+                "base_url {:?} must be an http(s) URL with a host",
+                config.base_url
+            )));
+        }
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
