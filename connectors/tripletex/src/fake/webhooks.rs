@@ -33,6 +33,30 @@ pub(crate) static EVENTS: &[(&str, &str, &str)] = &[
         "Lukking av poster opphevet",
         "CloseGroup",
     ),
+    // Confirmed in Tripletex's docs (specs/tripletex.md) but never sent by this fake, which has
+    // none of these objects: subscribing works, deliveries never come.
+    ("supplier.create", "Leverandør opprettet", "Supplier"),
+    ("supplier.update", "Leverandør endret", "Supplier"),
+    ("supplier.delete", "Leverandør slettet", "Supplier"),
+    ("project.create", "Prosjekt opprettet", "Project"),
+    ("project.update", "Prosjekt endret", "Project"),
+    ("project.delete", "Prosjekt slettet", "Project"),
+    ("product.create", "Produkt opprettet", "Product"),
+    ("product.update", "Produkt endret", "Product"),
+    ("product.delete", "Produkt slettet", "Product"),
+    ("order.create", "Ordre opprettet", "Order"),
+    ("order.update", "Ordre endret", "Order"),
+    ("order.delete", "Ordre slettet", "Order"),
+    ("employee.create", "Ansatt opprettet", "Employee"),
+    ("employee.update", "Ansatt endret", "Employee"),
+    ("employee.delete", "Ansatt slettet", "Employee"),
+    ("contact.create", "Kontakt opprettet", "Contact"),
+    ("contact.update", "Kontakt endret", "Contact"),
+    ("contact.delete", "Kontakt slettet", "Contact"),
+    ("account.create", "Konto opprettet", "Account"),
+    ("account.update", "Konto endret", "Account"),
+    ("account.delete", "Konto slettet", "Account"),
+    ("notification.sent", "Varsel sendt", "Notification"),
 ];
 
 /// Pauses before the 2nd, 3rd and 4th attempt (UNCONFIRMED on Tripletex).
