@@ -278,6 +278,22 @@ async fn an_overdue_invoice_is_warned_then_transferred_once_and_its_collected_pa
         .await
         .unwrap();
     assert_eq!(replay, 200, "a replayed event is acknowledged, not applied");
+    // Replayed with a body that no longer fits (another case): still only acknowledged.
+    let altered = AgencyEvent::PaymentReceived {
+        case_id: "case_nope".into(),
+        amount: dec!(1250.00),
+        currency: "NOK".into(),
+        paid_on: day("2026-12-03"),
+    };
+    let replay = act
+        .agency
+        .send_event_with_id(&act.gateway.base, "evt_pay_1", &altered)
+        .await
+        .unwrap();
+    assert_eq!(
+        replay, 200,
+        "the id was applied once; the new body is not looked at"
+    );
     act.advance(chrono::Duration::minutes(1)).await;
     assert_eq!(payments_registered(&act.fake, id), 1);
     assert_eq!(outstanding_on_platform(&act.fake, id), Decimal::ZERO);

@@ -56,6 +56,11 @@ pub async fn apply(
     event_id: &str,
     event: &AgencyEvent,
 ) -> Result<Applied, EventError> {
+    // A replayed `webhook-id` is acknowledged before anything else is checked: the agency may
+    // resend it with a body that no longer fits (a case since closed), and it was applied once.
+    if store.pipeline_event_seen(event_id).await? {
+        return Ok(Applied::Replayed);
+    }
     let case_id = CaseId::from(event.case_id());
     let case = store
         .find_case(&case_id)

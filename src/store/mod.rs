@@ -460,6 +460,8 @@ pub trait Store: ApiStore + WebhookStore + Send + Sync {
     ) -> Result<Option<Case>, StoreError>;
     /// A case by id alone: the agency names only the case.
     async fn find_case(&self, id: &CaseId) -> Result<Option<Case>, StoreError>;
+    /// Whether an agency event with this `webhook-id` was applied already.
+    async fn pipeline_event_seen(&self, id: &str) -> Result<bool, StoreError>;
     async fn set_case_state(
         &self,
         creditor: &CreditorId,

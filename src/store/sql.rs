@@ -899,6 +899,15 @@ macro_rules! impl_store {
                     row.map(Case::try_from).transpose()
                 }
 
+                async fn pipeline_event_seen(&self, id: &str) -> Result<bool, StoreError> {
+                    let row: Option<(String,)> =
+                        sqlx::query_as("SELECT id FROM pipeline_events WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&self.pool)
+                            .await?;
+                    Ok(row.is_some())
+                }
+
                 async fn set_case_state(
                     &self,
                     creditor: &CreditorId,
