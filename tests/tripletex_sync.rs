@@ -347,6 +347,11 @@ async fn malformed_bodies_end_in_a_failing_connection_and_a_dead_letter_with_the
             .await
             .unwrap()
     );
+    // The same pass failing again meanwhile does not cancel the retry the operator queued.
+    world.ingest.record_failure(&world.connection, &error).await;
+    let queued = world.store.jobs(&world.creditor).await.unwrap();
+    let queued = queued.iter().find(|j| j.id == dead_id).unwrap();
+    assert_eq!(queued.state, JobState::Pending);
     let runner = forfall::jobs::Runner {
         store: world.store.clone(),
         clock: world.clock.clone(),

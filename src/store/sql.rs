@@ -608,12 +608,13 @@ macro_rules! impl_store {
                     now: DateTime<Utc>,
                 ) -> Result<(), StoreError> {
                     let mut tx = self.begin_write().await?;
-                    sqlx::query(
+                    let written = sqlx::query(
                         "INSERT INTO jobs (id, creditor_id, kind, idempotency_key, payload, \
                          state, attempts, run_after, last_error, created_at, updated_at) \
                          VALUES ($1, $2, $3, $4, $5, 'dead', 1, $6, $7, $8, $8) \
                          ON CONFLICT (idempotency_key) DO UPDATE SET state = 'dead', \
-                         attempts = jobs.attempts + 1, last_error = $7, payload = $5, updated_at = $8",
+                         attempts = jobs.attempts + 1, last_error = $7, payload = $5, updated_at = $8 \
+                         WHERE jobs.state IN ('dead', 'succeeded')",
                     )
                     .bind(JobId::generate().as_str())
                     .bind(creditor.as_str())
@@ -625,6 +626,12 @@ macro_rules! impl_store {
                     .bind(millis(now))
                     .execute(&mut *tx)
                     .await?;
+                    if written.rows_affected() == 0 {
+                        // The dead letter was put back in the queue (pending or running): the
+                        // retry already queued stands, and this failure adds nothing to it.
+                        tx.commit().await?;
+                        return Ok(());
+                    }
                     // The failure is the dead letter's attempt, shown by `forfall jobs show`.
                     sqlx::query(
                         "INSERT INTO job_attempts (job_id, attempt, finished_at, outcome, error) \

@@ -14,8 +14,9 @@ use super::{Ingest, PassLease, SyncError};
 /// The kind of a failed pass's job.
 pub const SYNC_JOB: &str = "sync";
 
-/// How long a retried pass holds the connection's lease (renewed page by page as it goes).
-const PASS_LEASE: Duration = Duration::from_secs(600);
+/// How long a retried pass holds the connection's lease (renewed page by page as it goes): as
+/// long as the poll loop's shortest, so that a crash mid-pass blocks polling no longer.
+const PASS_LEASE: Duration = Duration::from_secs(120);
 
 /// Runs retried passes.
 pub struct RetryPass {

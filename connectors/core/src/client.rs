@@ -35,7 +35,9 @@ pub struct HttpSettings {
     pub max_delay: Duration,
     /// A `Retry-After` (or the platform's rate-limit reset) up to this long is waited out before
     /// the next attempt. A longer one ends the call at once with `RateLimited` carrying the wait,
-    /// for the caller to honour (the job runner does); a call is never retried early.
+    /// for the caller to honour (the job runner does); a call is never retried early. Kept well
+    /// below the job and pass leases (300 s, 120 s): a worker waiting longer in-process could see
+    /// its job taken over by another instance.
     pub max_retry_after: Duration,
     /// Answers larger than this are refused (`Malformed`), never read whole into memory.
     pub max_body_bytes: usize,
@@ -55,7 +57,7 @@ impl Default for HttpSettings {
             max_attempts: 6,
             min_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(60),
-            max_retry_after: Duration::from_secs(15 * 60),
+            max_retry_after: Duration::from_secs(60),
             max_body_bytes: 16 * 1024 * 1024,
             requests_per_second: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             rate_limit_headers: None,
@@ -83,9 +85,9 @@ pub struct Request {
     pub headers: HeaderMap,
     pub body: Option<Vec<u8>>,
     /// Whether sending it twice does no harm. A request that is not (a payment on a platform
-    /// that takes no idempotency key) is sent again only when the platform refused it before
-    /// acting on it (401, 429); after a timeout, a 5xx or an unreadable answer the error goes
-    /// back to the caller, who must look at the platform before trying again.
+    /// that takes no idempotency key) is sent once, and again only after a 401 with renewed
+    /// credentials (refused before the platform acted); any other failure goes back to the
+    /// caller, who must look at the platform before trying again.
     pub repeatable: bool,
 }
 
@@ -207,8 +209,9 @@ impl PlatformClient {
         })
         .retry(backoff)
         .when(|error| {
-            error.is_retryable()
-                && (request.repeatable || matches!(error, ConnectorError::RateLimited { .. }))
+            // A request that must not repeat waits in-process for nothing: a 429 goes back to
+            // the job, which defers it (its lease could run out while it waited here).
+            request.repeatable && error.is_retryable()
         })
         .adjust(|error, delay| retry_delay(error, delay, self.settings.max_retry_after))
         .notify(|error, delay| {

@@ -138,7 +138,7 @@ async fn a_retry_after_longer_than_the_client_waits_goes_back_to_the_caller_at_o
 }
 
 #[tokio::test]
-async fn a_request_that_must_not_repeat_is_not_sent_again_after_a_5xx_but_is_after_a_429() {
+async fn a_request_that_must_not_repeat_is_sent_once_and_a_429_goes_back_to_the_caller() {
     let (script, url) = serve(vec![answer(502), answer(200)]).await;
     let client = PlatformClient::new(fast()).unwrap();
     let once = Request::get(url.clone()).not_repeatable();
@@ -154,11 +154,15 @@ async fn a_request_that_must_not_repeat_is_not_sent_again_after_a_5xx_but_is_aft
     limited.headers.push(("retry-after", "0".into()));
     let (script, url) = serve(vec![limited, answer(200)]).await;
     let once = Request::get(url).not_repeatable();
-    assert_eq!(client.send(&once, &NoAuth).await.unwrap().status, 200);
+    let error = client.send(&once, &NoAuth).await.unwrap_err();
+    assert!(
+        matches!(error, ConnectorError::RateLimited { .. }),
+        "{error}"
+    );
     assert_eq!(
         script.hits.load(Ordering::SeqCst),
-        2,
-        "a 429 is refused before acting"
+        1,
+        "the job defers it, not the client"
     );
 }
 

@@ -153,20 +153,7 @@ impl Check {
 
 /// `policy.weekly_list.cutoff_weekday` or `policy.x[2]` → `/policy/weekly_list/cutoff_weekday`.
 pub fn policy_pointer(path: &str) -> String {
-    let mut pointer = String::new();
-    for part in path.split('.') {
-        let (name, rest) = part.split_once('[').unwrap_or((part, ""));
-        pointer.push('/');
-        pointer.push_str(name);
-        for index in rest.split('[') {
-            let index = index.trim_end_matches(']');
-            if !index.is_empty() {
-                pointer.push('/');
-                pointer.push_str(index);
-            }
-        }
-    }
-    pointer
+    crate::json_path::pointer(path)
 }
 
 pub async fn create(
@@ -308,5 +295,8 @@ mod tests {
             "/policy/weekly_list/cutoff"
         );
         assert_eq!(policy_pointer("policy.x[2]"), "/policy/x/2");
+        // Keys that are not plain names come quoted from the policy's errors.
+        assert_eq!(policy_pointer("policy[\"a.b\"]"), "/policy/a.b");
+        assert_eq!(policy_pointer("policy[\"\"]"), "/policy/");
     }
 }
