@@ -286,7 +286,7 @@ impl Config {
         let mut values: BTreeMap<&'static str, (String, String)> = BTreeMap::new();
         if let Some(path) = file {
             let origin = path.display().to_string();
-            for (name, value) in read_file(path)? {
+            for (name, value, number) in read_file(path)? {
                 let key = KEYS
                     .iter()
                     .find(|k| k.name == name)
@@ -303,6 +303,20 @@ impl Config {
                             "a secret must come from the environment ({}), never from a file",
                             key.env
                         ),
+                    });
+                }
+                // A number where the key takes one, text where it takes text: the file's own
+                // types are checked (the environment has only text).
+                let wants_number = key.default.bytes().all(|b| b.is_ascii_digit());
+                if number != wants_number {
+                    return Err(ConfigError {
+                        key: name,
+                        origin,
+                        problem: if wants_number {
+                            format!("expected a number, found the string {value:?}")
+                        } else {
+                            "expected a string, found a number".into()
+                        },
                     });
                 }
                 values.insert(key.name, (value, origin.clone()));
@@ -556,7 +570,10 @@ impl Config {
 }
 
 /// The file's keys as text. Numbers are accepted as TOML numbers or strings.
-fn read_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
+/// A value from the file, with whether TOML wrote it as a number.
+type FileValue = (String, String, bool);
+
+fn read_file(path: &Path) -> Result<Vec<FileValue>, ConfigError> {
     let origin = path.display().to_string();
     let fail = |key: &str, problem: String| ConfigError {
         key: key.into(),
@@ -570,8 +587,8 @@ fn read_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     table
         .into_iter()
         .map(|(key, value)| match value {
-            toml::Value::String(s) => Ok((key, s)),
-            toml::Value::Integer(n) => Ok((key, n.to_string())),
+            toml::Value::String(s) => Ok((key, s, false)),
+            toml::Value::Integer(n) => Ok((key, n.to_string(), true)),
             other => Err(fail(
                 &key,
                 format!(
@@ -592,6 +609,24 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_file_value_of_the_wrong_toml_type_is_refused_naming_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        for (line, key) in [
+            ("data_dir = 5", "data_dir"),
+            ("poll_interval_seconds = \"300\"", "poll_interval_seconds"),
+        ] {
+            let file = dir.path().join("forfall.toml");
+            std::fs::write(&file, format!("{line}\n")).unwrap();
+            let error = Config::load(Some(&file), env(&[])).unwrap_err();
+            assert_eq!(error.key, key, "{line}");
+            assert!(error.to_string().contains("expected a"), "{error}");
+        }
+        let file = dir.path().join("forfall.toml");
+        std::fs::write(&file, "data_dir = \"d\"\npoll_interval_seconds = 300\n").unwrap();
+        assert!(Config::load(Some(&file), env(&[])).is_ok());
     }
 
     #[test]
