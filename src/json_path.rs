@@ -61,9 +61,14 @@ pub fn pointer(path: &str) -> String {
             rest = &rest[end..];
         }
         pointer.push('/');
-        pointer.push_str(&segment.replace('~', "~0").replace('/', "~1"));
+        pointer.push_str(&pointer_token(&segment));
     }
     pointer
+}
+
+/// One key as a JSON pointer token (RFC 6901: `~` is `~0`, `/` is `~1`).
+pub fn pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 fn is_plain(key: &str) -> bool {
@@ -106,6 +111,19 @@ mod tests {
         assert_eq!(field("policy", "a.b"), "policy[\"a.b\"]");
         assert_eq!(field("", "x[0]"), "[\"x[0]\"]");
         assert_eq!(field("", "a\nb"), "[\"a\\nb\"]");
+    }
+
+    #[test]
+    fn a_policy_path_becomes_a_json_pointer() {
+        assert_eq!(pointer("policy.notice_days"), "/policy/notice_days");
+        assert_eq!(
+            pointer("policy.weekly_list.cutoff"),
+            "/policy/weekly_list/cutoff"
+        );
+        assert_eq!(pointer("policy.x[2]"), "/policy/x/2");
+        // Keys that are not plain names come quoted from the policy's errors.
+        assert_eq!(pointer("policy[\"a.b\"]"), "/policy/a.b");
+        assert_eq!(pointer("policy[\"\"]"), "/policy/");
     }
 
     #[test]

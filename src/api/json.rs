@@ -14,6 +14,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer};
 
 use super::problem::Problem;
+use crate::json_path::pointer_token;
 
 /// The largest JSON body the API reads.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -188,7 +189,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
             // serde reports a missing field at the object that lacks it: name the field.
             if let Some(field) = missing_field(&detail) {
                 pointer.push('/');
-                pointer.push_str(&escape(field));
+                pointer.push_str(&pointer_token(field));
             }
             Err(Problem::field(pointer, detail))
         }
@@ -211,11 +212,6 @@ fn missing_field(detail: &str) -> Option<&str> {
         .filter(|name| !name.is_empty())
 }
 
-/// One JSON pointer token (RFC 6901).
-fn escape(token: &str) -> String {
-    token.replace('~', "~0").replace('/', "~1")
-}
-
 /// A serde path (`policy.notice_days`, `items[2]`) as a JSON pointer (`/policy/notice_days`).
 fn pointer(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
@@ -224,7 +220,7 @@ fn pointer(path: &serde_path_to_error::Path) -> String {
         out.push('/');
         match segment {
             Segment::Seq { index } => out.push_str(&index.to_string()),
-            Segment::Map { key } => out.push_str(&escape(key)),
+            Segment::Map { key } => out.push_str(&pointer_token(key)),
             Segment::Enum { variant } => out.push_str(variant),
             Segment::Unknown => {}
         }
@@ -286,7 +282,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
                 let pointer = if name.is_empty() {
                     "/query".to_owned()
                 } else {
-                    format!("/query/{}", name.replace('~', "~0").replace('/', "~1"))
+                    format!("/query/{}", pointer_token(&name))
                 };
                 Problem::field(pointer, inner)
             })

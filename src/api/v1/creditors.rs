@@ -138,7 +138,7 @@ impl Check {
 
     fn policy(&mut self, value: &Value) {
         if let Err(e) = Policy::from_json(value) {
-            self.fail(&policy_pointer(&e.path), e.message);
+            self.fail(&crate::json_path::pointer(&e.path), e.message);
         }
     }
 
@@ -149,11 +149,6 @@ impl Check {
             Err(Problem::validation(self.0))
         }
     }
-}
-
-/// `policy.weekly_list.cutoff_weekday` or `policy.x[2]` → `/policy/weekly_list/cutoff_weekday`.
-pub fn policy_pointer(path: &str) -> String {
-    crate::json_path::pointer(path)
 }
 
 pub async fn create(
@@ -281,22 +276,4 @@ pub async fn update(
         return Err(Problem::not_found());
     }
     Ok(axum::Json(creditor_json(&creditor)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_policy_path_becomes_a_json_pointer() {
-        assert_eq!(policy_pointer("policy.notice_days"), "/policy/notice_days");
-        assert_eq!(
-            policy_pointer("policy.weekly_list.cutoff"),
-            "/policy/weekly_list/cutoff"
-        );
-        assert_eq!(policy_pointer("policy.x[2]"), "/policy/x/2");
-        // Keys that are not plain names come quoted from the policy's errors.
-        assert_eq!(policy_pointer("policy[\"a.b\"]"), "/policy/a.b");
-        assert_eq!(policy_pointer("policy[\"\"]"), "/policy/");
-    }
 }

@@ -9,7 +9,6 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use super::creditors::policy_pointer;
 use crate::api::AppState;
 use crate::api::auth::Caller;
 use crate::api::json::RawBody;
@@ -28,7 +27,7 @@ pub fn scenario_pointer(path: &str) -> String {
     if path == DOCUMENT_PATH || path.is_empty() {
         String::new()
     } else {
-        policy_pointer(path)
+        crate::json_path::pointer(path)
     }
 }
 
