@@ -154,6 +154,21 @@ impl Act {
         self.workers.runner.drain().await.unwrap();
     }
 
+    /// The agency reports `amount` collected on case `case_id` (paid on 2026-12-03) under the
+    /// event id `id`; the gateway's status.
+    async fn agency_collected(&self, id: &str, case_id: &str, amount: Decimal) -> u16 {
+        let event = AgencyEvent::PaymentReceived {
+            case_id: case_id.into(),
+            amount,
+            currency: "NOK".into(),
+            paid_on: day("2026-12-03"),
+        };
+        self.agency
+            .send_event_with_id(&self.gateway.base, id, &event)
+            .await
+            .unwrap()
+    }
+
     async fn stop(self) {
         self.gateway.stop().await;
     }
@@ -260,36 +275,18 @@ async fn an_overdue_invoice_is_warned_then_transferred_once_and_its_collected_pa
     // The agency collects everything: one payment registered in Tripletex, even when the event
     // is delivered twice.
     let case_id = cases[0].case_id.clone();
-    let event = AgencyEvent::PaymentReceived {
-        case_id: case_id.clone(),
-        amount: dec!(1250.00),
-        currency: "NOK".into(),
-        paid_on: day("2026-12-03"),
-    };
     let status = act
-        .agency
-        .send_event_with_id(&act.gateway.base, "evt_pay_1", &event)
-        .await
-        .unwrap();
+        .agency_collected("evt_pay_1", &case_id, dec!(1250.00))
+        .await;
     assert_eq!(status, 202);
     let replay = act
-        .agency
-        .send_event_with_id(&act.gateway.base, "evt_pay_1", &event)
-        .await
-        .unwrap();
+        .agency_collected("evt_pay_1", &case_id, dec!(1250.00))
+        .await;
     assert_eq!(replay, 200, "a replayed event is acknowledged, not applied");
     // Replayed with a body that no longer fits (another case): still only acknowledged.
-    let altered = AgencyEvent::PaymentReceived {
-        case_id: "case_nope".into(),
-        amount: dec!(1250.00),
-        currency: "NOK".into(),
-        paid_on: day("2026-12-03"),
-    };
     let replay = act
-        .agency
-        .send_event_with_id(&act.gateway.base, "evt_pay_1", &altered)
-        .await
-        .unwrap();
+        .agency_collected("evt_pay_1", "case_nope", dec!(1250.00))
+        .await;
     assert_eq!(
         replay, 200,
         "the id was applied once; the new body is not looked at"
@@ -347,17 +344,9 @@ async fn a_payment_whose_answer_tripletex_lost_is_registered_once_not_again_by_a
         times: 1,
         path_prefix: Some(format!("/v2/invoice/{id}/:payment")),
     });
-    let event = AgencyEvent::PaymentReceived {
-        case_id: cases[0].case_id.clone(),
-        amount: dec!(500.00),
-        currency: "NOK".into(),
-        paid_on: day("2026-12-03"),
-    };
     let status = act
-        .agency
-        .send_event_with_id(&act.gateway.base, "evt_pay_lost", &event)
-        .await
-        .unwrap();
+        .agency_collected("evt_pay_lost", &cases[0].case_id, dec!(500.00))
+        .await;
     assert_eq!(status, 202);
     act.advance(chrono::Duration::minutes(1)).await;
     assert_eq!(payments_registered(&act.fake, id), 1, "no blind retry");

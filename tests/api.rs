@@ -367,14 +367,51 @@ async fn send(
     key: &str,
     body: Option<&Value>,
 ) -> (StatusCode, String, reqwest::header::HeaderMap) {
-    let mut request = client.request(method, url).bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(body);
+    let (content_type, body) = match body {
+        Some(body) => (JSON, body.to_string()),
+        None => (None, String::new()),
+    };
+    exchange(client, method, url, key, content_type, body, None).await
+}
+
+/// One request as given (content type, body and Idempotency-Key each optional): the status, the
+/// body as text, the headers.
+async fn exchange(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    key: &str,
+    content_type: Option<&str>,
+    body: impl Into<reqwest::Body>,
+    idempotency_key: Option<&str>,
+) -> (StatusCode, String, reqwest::header::HeaderMap) {
+    let mut request = client.request(method, url).bearer_auth(key).body(body);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    if let Some(idempotency_key) = idempotency_key {
+        request = request.header("idempotency-key", idempotency_key);
     }
     let response = request.send().await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     (status, response.text().await.unwrap(), headers)
+}
+
+/// How many of the creditors tenant `a`'s partner serves are named `name`.
+async fn creditors_named(store: &Arc<dyn Store>, a: &Tenant, name: &str) -> usize {
+    let creditor = store
+        .creditor(&a.creditor.as_str().into())
+        .await
+        .unwrap()
+        .unwrap();
+    store
+        .creditors_of(&Owner::Partner(creditor.partner_id.unwrap()), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.name == name)
+        .count()
 }
 
 async fn a_request_without_a_live_key_is_401_and_a_read_key_cannot_write(store: Arc<dyn Store>) {
@@ -500,25 +537,7 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_request
     assert_eq!(other.status(), 422);
     let problem: Value = other.json().await.unwrap();
     assert_eq!(problem["errors"][0]["pointer"], "/headers/Idempotency-Key");
-    let swedish = store
-        .creditors_of(
-            &Owner::Partner(
-                store
-                    .creditor(&a.creditor.as_str().into())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .partner_id
-                    .unwrap(),
-            ),
-            None,
-            100,
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.name == "Ny Kunde AS")
-        .count();
+    let swedish = creditors_named(&store, &a, "Ny Kunde AS").await;
     assert_eq!(swedish, 1);
     // A validation failure is remembered too: the same bad request gets the same answer.
     let bad = json!({ "name": "", "organisation_number": "1", "country": "XX" });
@@ -1124,17 +1143,16 @@ async fn raw(
     body: impl Into<reqwest::Body>,
     idempotency_key: Option<&str>,
 ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
-    let mut request = client.request(method, url).bearer_auth(key).body(body);
-    if let Some(content_type) = content_type {
-        request = request.header("content-type", content_type);
-    }
-    if let Some(idempotency_key) = idempotency_key {
-        request = request.header("idempotency-key", idempotency_key);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
+    let (status, text, headers) = exchange(
+        client,
+        method,
+        url,
+        key,
+        content_type,
+        body,
+        idempotency_key,
+    )
+    .await;
     let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
     (status, body, headers)
 }
@@ -1612,25 +1630,7 @@ async fn an_idempotency_key_is_visible_ascii_only(store: Arc<dyn Store>) {
     )
     .await;
     assert_eq!(status, 201, "{problem}");
-    let created = store
-        .creditors_of(
-            &Owner::Partner(
-                store
-                    .creditor(&a.creditor.as_str().into())
-                    .await
-                    .unwrap()
-                    .unwrap()
-                    .partner_id
-                    .unwrap(),
-            ),
-            None,
-            100,
-        )
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|c| c.name == "Nøkkel AS")
-        .count();
+    let created = creditors_named(&store, &a, "Nøkkel AS").await;
     assert_eq!(created, 1, "only the request with a good key created one");
     server.stop().await;
 }

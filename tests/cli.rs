@@ -428,13 +428,41 @@ fn forfall_with_no_command_runs_the_demo_rather_than_failing() {
     assert!(!dir.path().join("data").exists(), "left behind: {rest}");
 }
 
+/// An encryption key for tests that store connections.
+const KEY: &str = "9sXPXnBju2LdY2svXTWM7mwxBT8o87qgw2lk8mdV7uQ=";
+
+/// The first word of `output` that starts with `prefix` (an id such as `cred_…`).
+fn id_in(output: &str, prefix: &str) -> String {
+    output
+        .split_whitespace()
+        .find(|word| word.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no {prefix}… in {output}"))
+        .to_owned()
+}
+
+/// Migrates the database in `dir` and adds a Norwegian creditor; its id.
+fn creditor_in(dir: &Path) -> String {
+    assert_eq!(run(forfall(dir).arg("migrate")).status.code(), Some(0));
+    let created = run(forfall(dir).args([
+        "creditors",
+        "add",
+        "--name",
+        "Nordlys AS",
+        "--org",
+        "923609016",
+        "--country",
+        "NO",
+    ]));
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    id_in(&String::from_utf8_lossy(&created.stdout), "cred_")
+}
+
 #[test]
 fn a_sync_without_the_encryption_key_is_exit_2_and_leaves_the_connection_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let key = "9sXPXnBju2LdY2svXTWM7mwxBT8o87qgw2lk8mdV7uQ=";
     let with_key = |args: &[&str]| {
         let output = run(forfall(dir.path())
-            .env("FORFALL_ENCRYPTION_KEY", key)
+            .env("FORFALL_ENCRYPTION_KEY", KEY)
             .args(args));
         assert_eq!(
             output.status.code(),
@@ -444,22 +472,7 @@ fn a_sync_without_the_encryption_key_is_exit_2_and_leaves_the_connection_as_it_w
         );
         String::from_utf8_lossy(&output.stdout).into_owned()
     };
-    with_key(&["migrate"]);
-    let created = with_key(&[
-        "creditors",
-        "add",
-        "--name",
-        "Nordlys AS",
-        "--org",
-        "923609016",
-        "--country",
-        "NO",
-    ]);
-    let creditor = created
-        .split_whitespace()
-        .find(|word| word.starts_with("cred_"))
-        .expect("a creditor id")
-        .to_owned();
+    let creditor = creditor_in(dir.path());
     let settings = dir.path().join("generic.json");
     std::fs::write(
         &settings,
@@ -476,11 +489,7 @@ fn a_sync_without_the_encryption_key_is_exit_2_and_leaves_the_connection_as_it_w
         "--settings",
         settings.to_str().unwrap(),
     ]);
-    let connection = added
-        .split_whitespace()
-        .find(|word| word.starts_with("conn_"))
-        .expect("a connection id")
-        .to_owned();
+    let connection = id_in(&added, "conn_");
     let before = with_key(&["connections", "list"]);
 
     let output = run(forfall(dir.path()).args(["sync", &connection]));
@@ -546,11 +555,7 @@ fn a_config_file_given_to_a_command_that_reads_none_is_refused() {
 #[test]
 fn connections_add_refuses_bad_settings_and_an_unknown_creditor_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
-    let key = "9sXPXnBju2LdY2svXTWM7mwxBT8o87qgw2lk8mdV7uQ=";
-    assert_eq!(
-        run(forfall(dir.path()).arg("migrate")).status.code(),
-        Some(0)
-    );
+    let creditor = creditor_in(dir.path());
     let settings = |name: &str, text: &str| {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
@@ -566,7 +571,7 @@ fn connections_add_refuses_bad_settings_and_an_unknown_creditor_with_exit_2() {
     );
     let add = |creditor: &str, platform: &str, path: &Path, secret: Option<&str>| {
         let mut command = forfall(dir.path());
-        command.env("FORFALL_ENCRYPTION_KEY", key).args([
+        command.env("FORFALL_ENCRYPTION_KEY", KEY).args([
             "connections",
             "add",
             "--creditor",
@@ -583,21 +588,6 @@ fn connections_add_refuses_bad_settings_and_an_unknown_creditor_with_exit_2() {
     };
     let unknown = add("cred_nope", "generic", &generic, None);
     assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
-    let created = run(forfall(dir.path()).args([
-        "creditors",
-        "add",
-        "--name",
-        "Nordlys AS",
-        "--org",
-        "923609016",
-        "--country",
-        "NO",
-    ]));
-    let creditor = String::from_utf8_lossy(&created.stdout)
-        .split_whitespace()
-        .find(|word| word.starts_with("cred_"))
-        .expect("a creditor id")
-        .to_owned();
     let bad_url = add(&creditor, "tripletex", &ftp, None);
     assert_eq!(bad_url.status.code(), Some(2));
     assert!(
